@@ -1,0 +1,48 @@
+//! The taskweave dataflow executor: task ids and slots, dependency wiring, the worker
+//! pool, typed task handles and back-pressure.
+//!
+//! Submit tasks to a [`Runtime`]; each task is a closure or a future, may depend on
+//! other tasks (explicit [`TaskId`]s via [`Submit::after`], or typed inputs via
+//! [`Runtime::dataflow`]), and resolves through its [`Task`] handle. The runtime runs a
+//! task once everything it depends on has finished; a failure fails every dependent
+//! (transitively) and nothing else.
+//!
+//! The protocol rules that make the lock-free parts sound are written down in the
+//! `task` module's documentation (`executor/src/task/mod.rs`).
+//!
+//! ```
+//! use taskweave_executor::{Runtime, TaskId};
+//! let rt = Runtime::builder().workers(2).build();
+//! rt.block_on(async {
+//!     // A chain of ten tasks, each after the previous one.
+//!     let mut prev = TaskId::INVALID;
+//!     for i in 0..10 {
+//!         let t = rt.task(move || i).after([prev]).await;
+//!         prev = t.id();
+//!     }
+//!     rt.wait(prev).await;
+//! });
+//! ```
+
+mod atomic_waker;
+mod block_on;
+mod deps;
+mod error;
+mod handle;
+mod id_waiters;
+mod inputs;
+mod runtime;
+mod shared;
+mod sleep;
+mod submit;
+mod sync;
+pub mod task;
+mod window;
+mod worker;
+
+pub use error::TaskError;
+pub use handle::{SharedTask, Task, WaitTask, WhenAll, when_all};
+pub use inputs::Inputs;
+pub use runtime::{DEFAULT_WINDOW, Runtime, RuntimeBuilder};
+pub use submit::{Submission, Submit};
+pub use task::TaskId;

@@ -1,0 +1,328 @@
+//! The `Runtime`: building it, submitting to it, driving an orchestrator, shutting
+//! it down.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+
+use crossbeam_deque::{Injector, Worker};
+
+use crate::block_on::block_on;
+use crate::deps::DepList;
+use crate::error::TaskError;
+use crate::handle::WaitTask;
+use crate::id_waiters::IdWaiters;
+use crate::inputs::Inputs;
+use crate::shared::{Shared, lifecycle};
+use crate::sleep::Sleep;
+use crate::submit::Submit;
+use crate::sync::{Arc, AtomicU8, AtomicUsize, Mutex, thread};
+use crate::task::{BoxError, FnBody, MAX_WINDOW, TaskId};
+use crate::window::Window;
+use crate::worker;
+
+/// The default number of task slots.
+pub const DEFAULT_WINDOW: usize = 65_536;
+
+/// A taskweave runtime: a pool of worker threads and a fixed window of task slots.
+///
+/// `Runtime` is a cheap handle (`Clone`). When the last handle is dropped the runtime
+/// stops: workers finish the body they are polling, every task that has not finished
+/// is cancelled (its handle resolves to [`TaskError::Cancelled`]), and the worker
+/// threads are joined. Use [`Runtime::shutdown`] to let outstanding work finish first.
+///
+/// ```
+/// use taskweave_executor::Runtime;
+/// let rt = Runtime::builder().workers(2).window(1024).build();
+/// let total = rt.block_on(async {
+///     let a = rt.task(|| 1).name("a").await;
+///     let b = rt.task(|| 2).name("b").await;
+///     rt.dataflow((a, b), |(x, y)| x + y).name("sum").await.await
+/// });
+/// assert_eq!(total.unwrap(), 3);
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) shared: Arc<Shared>,
+    /// Held for its `Drop`: the last runtime handle stops and joins the workers.
+    _threads: Arc<Threads>,
+}
+
+/// Owns the worker threads; dropping it (with the last `Runtime`) stops them.
+struct Threads {
+    shared: Arc<Shared>,
+    handles: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.shared.stop_workers();
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        if worker::is_worker_of(&self.shared) {
+            // Dropped inside one of our own task bodies: this thread cannot join
+            // itself. The workers exit on their own and the last cancels what is left.
+            return;
+        }
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Configures and builds a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeBuilder {
+    workers: usize,
+    window: usize,
+    thread_name: String,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            workers: thread::available_parallelism().map_or(1, |n| n.get()),
+            window: DEFAULT_WINDOW,
+            thread_name: "taskweave-worker".to_owned(),
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// Number of worker threads (default: the machine's available parallelism).
+    ///
+    /// # Panics
+    /// `build` panics if this is 0.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Number of task slots: how many tasks may be submitted and not yet reclaimed at
+    /// once (default [`DEFAULT_WINDOW`]). Memory is fixed by it; a submission that finds
+    /// every slot taken waits.
+    ///
+    /// # Panics
+    /// `build` panics unless `1 <= window <= 1_048_575`.
+    pub fn window(mut self, slots: usize) -> Self {
+        self.window = slots;
+        self
+    }
+
+    /// Prefix of the worker threads' names (default `taskweave-worker`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Starts the worker threads.
+    pub fn build(self) -> Runtime {
+        assert!(
+            self.workers >= 1,
+            "taskweave: a runtime needs at least one worker, got 0"
+        );
+        assert!(
+            (1..=MAX_WINDOW).contains(&self.window),
+            "taskweave: the task window must hold 1..={MAX_WINDOW} slots, got {}",
+            self.window
+        );
+        let locals: Vec<Worker<u32>> = (0..self.workers).map(|_| Worker::new_lifo()).collect();
+        let stealers = locals.iter().map(Worker::stealer).collect();
+        let shared = Arc::new_cyclic(|home| Shared {
+            window: Window::new(self.window, home.as_ptr()),
+            injector: Injector::new(),
+            stealers,
+            sleep: Sleep::new(self.workers),
+            id_waiters: IdWaiters::new(),
+            lifecycle: AtomicU8::new(lifecycle::OPEN),
+            submitters: AtomicUsize::new(0),
+            workers_alive: AtomicUsize::new(self.workers),
+        });
+        let handles = worker::spawn_workers(&shared, locals, &self.thread_name);
+        let threads = Arc::new(Threads {
+            shared: Arc::clone(&shared),
+            handles: Mutex::new(handles),
+        });
+        Runtime {
+            shared,
+            _threads: threads,
+        }
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new()
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default configuration (see [`RuntimeBuilder`]).
+    pub fn new() -> Runtime {
+        RuntimeBuilder::default().build()
+    }
+
+    /// Configures a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.stealers.len()
+    }
+
+    /// Number of task slots.
+    pub fn window(&self) -> usize {
+        self.shared.window.len()
+    }
+
+    /// Runs an orchestration future to completion on the calling thread (not a
+    /// worker), parking while it waits.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        block_on(future)
+    }
+
+    /// A task whose body is a closure (the fast path: it never touches a waker).
+    pub fn task<F, T>(
+        &self,
+        body: F,
+    ) -> Submit<'_, T, impl Future<Output = Result<T, BoxError>> + Send + 'static + use<F, T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Submit::new(self, FnBody::new(move || Ok(body())))
+    }
+
+    /// A task whose closure may fail: `Err` fails the task with [`TaskError::Failed`].
+    pub fn try_task<F, T, E>(
+        &self,
+        body: F,
+    ) -> Submit<'_, T, impl Future<Output = Result<T, BoxError>> + Send + 'static + use<F, T, E>>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        Submit::new(self, FnBody::new(move || body().map_err(Into::into)))
+    }
+
+    /// A task whose body is a future; it may await anything (timers, channels, I/O
+    /// driven elsewhere) and is re-polled when woken.
+    pub fn task_async<Fut>(
+        &self,
+        body: Fut,
+    ) -> Submit<
+        '_,
+        Fut::Output,
+        impl Future<Output = Result<Fut::Output, BoxError>> + Send + 'static + use<Fut>,
+    >
+    where
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        Submit::new(self, async move { Ok(body.await) })
+    }
+
+    /// A task whose future may fail: `Err` fails the task with [`TaskError::Failed`].
+    pub fn try_task_async<Fut, T, E>(
+        &self,
+        body: Fut,
+    ) -> Submit<'_, T, impl Future<Output = Result<T, BoxError>> + Send + 'static + use<Fut, T, E>>
+    where
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        Submit::new(self, async move { body.await.map_err(Into::into) })
+    }
+
+    /// A dataflow task (HPX `dataflow`): runs after every input task has completed and
+    /// receives their outputs. If an input failed, this task fails with
+    /// [`TaskError::DependencyFailed`] and `body` does not run.
+    pub fn dataflow<I, F, T>(
+        &self,
+        inputs: I,
+        body: F,
+    ) -> Submit<'_, T, impl Future<Output = Result<T, BoxError>> + Send + 'static + use<I, F, T>>
+    where
+        I: Inputs,
+        F: FnOnce(I::Values) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let deps = input_deps(&inputs);
+        Submit::new(self, FnBody::new(move || Ok(body(inputs.take_values()?)))).with_deps(deps)
+    }
+
+    /// A dataflow task whose body is async: `body` receives the inputs' outputs and
+    /// returns the future to run.
+    pub fn dataflow_async<I, F, Fut>(
+        &self,
+        inputs: I,
+        body: F,
+    ) -> Submit<
+        '_,
+        Fut::Output,
+        impl Future<Output = Result<Fut::Output, BoxError>> + Send + 'static + use<I, F, Fut>,
+    >
+    where
+        I: Inputs,
+        F: FnOnce(I::Values) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let deps = input_deps(&inputs);
+        Submit::new(self, async move { Ok(body(inputs.take_values()?).await) }).with_deps(deps)
+    }
+
+    /// Waits until the task `id` has finished in any way. A stale id (its slot was
+    /// reclaimed: the task finished long ago) and [`TaskId::INVALID`] are ready at once.
+    /// Use the task's [`Task`](crate::Task) handle to learn its outcome.
+    pub fn wait(&self, id: TaskId) -> WaitTask {
+        WaitTask::new(Arc::clone(&self.shared), id)
+    }
+
+    /// Stops accepting submissions (later ones resolve to [`TaskError::Shutdown`]),
+    /// waits until every outstanding task has finished, then stops the workers.
+    /// Tasks submitted by running task bodies during the drain are rejected too.
+    pub async fn shutdown(&self) {
+        let shared = Arc::clone(&self.shared);
+        shared.stop_submissions(lifecycle::DRAINING);
+        let mut from = 0;
+        while let Some((index, id)) = shared.first_open_task(from) {
+            self.wait(id).await;
+            from = index;
+        }
+        shared.stop_workers();
+    }
+
+    /// [`Runtime::shutdown`] for non-async callers.
+    pub fn shutdown_blocking(&self) {
+        block_on(self.shutdown());
+    }
+}
+
+fn input_deps<I: Inputs>(inputs: &I) -> DepList {
+    let mut deps = DepList::default();
+    inputs.for_each_id(&mut |id| deps.push(id));
+    deps
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .field("window", &self.window())
+            .finish_non_exhaustive()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Runtime>();
+    send_sync::<crate::Task<u32>>();
+    send_sync::<TaskError>();
+    send_sync::<TaskId>();
+    let _: Option<Cow<'static, str>> = None;
+}

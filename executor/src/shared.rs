@@ -1,0 +1,362 @@
+//! The state every worker, handle and waker of one runtime shares, and the paths a
+//! task takes through it: schedule, run, finish (walk the fan-out), release, reclaim.
+
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::{Context, Poll};
+
+use crossbeam_deque::{Injector, Steal, Stealer};
+
+use crate::error::TaskError;
+use crate::id_waiters::IdWaiters;
+use crate::sleep::Sleep;
+use crate::sync::{AtomicU8, AtomicUsize, Ordering, thread};
+use crate::task::{Closed, Fanout, TaskId, borrowed_waker, run_state};
+use crate::window::Window;
+use crate::worker;
+
+/// Runtime lifecycle (`Shared::lifecycle`).
+pub(crate) mod lifecycle {
+    /// Accepting submissions.
+    pub(crate) const OPEN: u8 = 0;
+    /// `shutdown()` called: no new submissions, workers finish what is outstanding.
+    pub(crate) const DRAINING: u8 = 1;
+    /// Workers exit; whatever has not finished is cancelled.
+    pub(crate) const STOPPING: u8 = 2;
+}
+
+/// Everything one runtime's threads share.
+pub(crate) struct Shared {
+    pub(crate) window: Window,
+    pub(crate) injector: Injector<u32>,
+    pub(crate) stealers: Box<[Stealer<u32>]>,
+    pub(crate) sleep: Sleep,
+    pub(crate) id_waiters: IdWaiters,
+    pub(crate) lifecycle: AtomicU8,
+    /// Submissions in progress (see `begin_submit`).
+    pub(crate) submitters: AtomicUsize,
+    /// Worker threads that have not exited; the last one cancels what is left (R7).
+    pub(crate) workers_alive: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn slot_name(&self, index: u32) -> Option<Cow<'static, str>> {
+        // SAFETY: callers own the task's execution (R4) or it has closed (R5): the name
+        // is not being written.
+        self.window.slots[index as usize]
+            .meta
+            .with(|meta| unsafe { (*meta).name.clone() })
+    }
+
+    /// Makes a ready task runnable: on this runtime's worker thread it goes to the
+    /// local queue, elsewhere to the injector; then a sleeping worker may be woken.
+    pub(crate) fn schedule(&self, index: u32) {
+        if !worker::push_local(self, index) {
+            self.injector.push(index);
+        }
+        self.sleep.notify_one();
+    }
+
+    /// Re-queues a task whose body was woken while it ran: to the injector, so other
+    /// ready tasks get a turn first.
+    fn reschedule(&self, index: u32) {
+        self.injector.push(index);
+        self.sleep.notify_one();
+    }
+
+    /// Whether any queue holds work (the sleep protocol's last look).
+    pub(crate) fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Takes work from the injector or another worker.
+    pub(crate) fn steal(&self, me: usize, local: &crossbeam_deque::Worker<u32>) -> Option<u32> {
+        loop {
+            let mut retry = false;
+            match self.injector.steal_batch_and_pop(local) {
+                Steal::Success(index) => return Some(index),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = self.stealers.len();
+            for k in 1..n {
+                match self.stealers[(me + k) % n].steal() {
+                    Steal::Success(index) => return Some(index),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+            crate::sync::spin_hint();
+        }
+    }
+
+    /// Polls the ready task in slot `index` once, on a worker (R4). A successor it
+    /// readies may come back in `handoff` to run next on this worker.
+    pub(crate) fn run(&self, index: u32, handoff: &mut Option<u32>) {
+        let slot = &self.window.slots[index as usize];
+        let generation = slot.generation();
+        slot.run_state.store(run_state::RUNNING, Ordering::Relaxed);
+        let id = TaskId::new(index, generation);
+        if let Some(cause) = slot.take_dep_failure() {
+            let error = cause.for_dependent(id, self.slot_name(index));
+            self.fail(index, generation, error, &mut |c| self.ready(c, handoff));
+            return;
+        }
+        // SAFETY: R4: this worker owns the running task's meta and storage.
+        let vtable = slot
+            .meta
+            .with(|meta| unsafe { (*meta).vtable })
+            .expect("taskweave: ready task without a body");
+        let waker = borrowed_waker(slot);
+        let mut cx = Context::from_waker(&waker);
+        // SAFETY: R4 as above; the stage was installed by the submitter (R2).
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            slot.storage
+                .with_mut(|s| unsafe { (vtable.poll)(s, &mut cx) })
+        }));
+        match polled {
+            Ok(Poll::Ready(Ok(()))) => self.finish(index, generation, Closed::Ok, &mut |c| {
+                self.ready(c, handoff)
+            }),
+            Ok(Poll::Ready(Err(error))) => {
+                let error = TaskError::Failed {
+                    task: id,
+                    name: self.slot_name(index),
+                    error: error.into(),
+                };
+                self.fail(index, generation, error, &mut |c| self.ready(c, handoff));
+            }
+            Ok(Poll::Pending) => {
+                if let Err(_notified) = slot.run_state.compare_exchange(
+                    run_state::RUNNING,
+                    run_state::IDLE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    // Woken during the poll: poll again later.
+                    slot.run_state
+                        .store(run_state::SCHEDULED, Ordering::Release);
+                    self.reschedule(index);
+                }
+            }
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                let error = TaskError::Panicked {
+                    task: id,
+                    name: self.slot_name(index),
+                    message,
+                };
+                self.fail(index, generation, error, &mut |c| self.ready(c, handoff));
+            }
+        }
+    }
+
+    /// The first successor readied by a worker runs next on it; the rest are queued.
+    fn ready(&self, consumer: u32, handoff: &mut Option<u32>) {
+        match handoff {
+            None => *handoff = Some(consumer),
+            Some(_) => self.schedule(consumer),
+        }
+    }
+
+    /// Fails the task: drops its body, stores `error` (R4) and finishes it.
+    pub(crate) fn fail(
+        &self,
+        index: u32,
+        generation: u32,
+        error: TaskError,
+        on_ready: &mut dyn FnMut(u32),
+    ) {
+        let slot = &self.window.slots[index as usize];
+        // SAFETY: R4/R7: the caller owns the running (or cancelled) task.
+        let vtable = slot.meta.with(|meta| unsafe { (*meta).vtable });
+        if let Some(vtable) = vtable {
+            // A body's destructor may panic; the task fails either way.
+            // SAFETY: R4/R7 exclusive access to the stage.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                slot.storage.with_mut(|s| unsafe { (vtable.drop_body)(s) })
+            }));
+        }
+        // SAFETY: R4/R7: written before the close that publishes it (R5).
+        slot.meta
+            .with_mut(|meta| unsafe { (*meta).error = Some(error) });
+        self.finish(index, generation, Closed::Failed, on_ready);
+    }
+
+    /// Completes the task (R5): close the fan-out list, wake whoever waits, walk the
+    /// consumers (R8), then drop the execution's reference.
+    pub(crate) fn finish(
+        &self,
+        index: u32,
+        generation: u32,
+        how: Closed,
+        on_ready: &mut dyn FnMut(u32),
+    ) {
+        let slots = &self.window.slots;
+        let slot = &slots[index as usize];
+        slot.run_state.store(run_state::DONE, Ordering::Release);
+        let head = slot.close(generation, how);
+        slot.join_waker.wake();
+        self.id_waiters.wake_slot(index);
+        let failed = how == Closed::Failed;
+        // SAFETY: after the close `meta` is read-only (R5), and the execution reference
+        // keeps the slot from being reclaimed until the release below.
+        let error = slot
+            .meta
+            .with(|meta| unsafe { if failed { (*meta).error.as_ref() } else { None } });
+        // SAFETY: `head` is what `close` returned (R8).
+        unsafe {
+            crate::task::walk(slots, head, |consumer| {
+                let c = &slots[consumer as usize];
+                if let Some(error) = error {
+                    c.record_dep_failure(error);
+                }
+                if c.fan_in.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    on_ready(consumer);
+                }
+            });
+        }
+        if slot.release() {
+            self.reclaim(index);
+        }
+    }
+
+    /// Releases one holder of slot `index` (R10), reclaiming it if that was the last.
+    pub(crate) fn release(&self, index: u32) {
+        if self.window.slots[index as usize].release() {
+            self.reclaim(index);
+        }
+    }
+
+    /// Frees slot `index` for the next task (R6).
+    pub(crate) fn reclaim(&self, index: u32) {
+        let slot = &self.window.slots[index as usize];
+        // SAFETY: R6: the last holder has exclusive access to every field.
+        let (vtable, name, error) = slot.meta.with_mut(|meta| unsafe {
+            let meta = &mut *meta;
+            (meta.vtable.take(), meta.name.take(), meta.error.take())
+        });
+        if let Some(vtable) = vtable {
+            // An output's destructor may panic; the slot is freed regardless.
+            // SAFETY: R6 as above; the stage was installed for this vtable.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                slot.storage.with_mut(|s| unsafe { (vtable.drop_stage)(s) })
+            }));
+        }
+        drop((name, error, slot.take_dep_failure()));
+        slot.join_waker.clear();
+        // SAFETY: R6.
+        unsafe { slot.trim_edges() };
+        slot.next_generation();
+        self.window.push(index);
+    }
+
+    /// Marks the start of a submission; `false` (and nothing to undo) when the runtime
+    /// no longer accepts work. Pairs with `stop_submissions` (both SeqCst).
+    pub(crate) fn begin_submit(&self) -> bool {
+        self.submitters.fetch_add(1, Ordering::SeqCst);
+        if self.lifecycle.load(Ordering::SeqCst) == lifecycle::OPEN {
+            true
+        } else {
+            self.submitters.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
+    }
+
+    pub(crate) fn end_submit(&self) {
+        self.submitters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Moves the lifecycle forward to `to` and waits until submissions that started
+    /// before have finished, so none can publish a task afterwards.
+    pub(crate) fn stop_submissions(&self, to: u8) {
+        self.lifecycle.fetch_max(to, Ordering::SeqCst);
+        while self.submitters.load(Ordering::SeqCst) != 0 {
+            thread::yield_now();
+        }
+        self.window.wake_waiters();
+    }
+
+    /// Tells every worker to exit; the last one cancels what is left (R7).
+    pub(crate) fn stop_workers(&self) {
+        self.stop_submissions(lifecycle::STOPPING);
+        self.sleep.notify_all();
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.lifecycle.load(Ordering::SeqCst) == lifecycle::STOPPING
+    }
+
+    /// The first open task in the window at or after `from`, if any (for draining).
+    pub(crate) fn first_open_task(&self, from: usize) -> Option<(usize, TaskId)> {
+        (from..self.window.len()).find_map(|i| {
+            let slot = &self.window.slots[i];
+            let generation = slot.generation();
+            let open = slot.holders() > 0 && slot.fanout_state(generation) == Fanout::Open;
+            open.then(|| (i, TaskId::new(i as u32, generation)))
+        })
+    }
+
+    /// Cancels every task that has not finished (R7). Runs once, on the last worker
+    /// to exit, so no body is being polled. Tasks are cancelled in dependency order:
+    /// only a task whose producers have all finished is cancelled, and cancelling it
+    /// readies its consumers, so no fan-out list is walked after its consumer finished.
+    pub(crate) fn cancel_outstanding(&self) {
+        let mut cancellable = Vec::new();
+        for (index, slot) in self.window.slots.iter().enumerate() {
+            // Generation first: if the slot is reclaimed after, `fanout_state` says Stale.
+            let generation = slot.generation();
+            if slot.holders() > 0
+                && slot.fanout_state(generation) == Fanout::Open
+                && slot.fan_in.load(Ordering::Acquire) == 0
+            {
+                cancellable.push((index as u32, generation));
+            }
+        }
+        while let Some((index, generation)) = cancellable.pop() {
+            let slot = &self.window.slots[index as usize];
+            slot.run_state.store(run_state::DONE, Ordering::Release);
+            drop(slot.take_dep_failure());
+            let id = TaskId::new(index, generation);
+            let error = TaskError::Cancelled {
+                task: id,
+                name: self.slot_name(index),
+            };
+            let slots = &self.window.slots;
+            self.fail(index, generation, error, &mut |c| {
+                cancellable.push((c, slots[c as usize].generation()))
+            });
+        }
+        self.window.wake_waiters();
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Every holder is gone (handles and wakers each own an `Arc<Shared>`), so only
+        // stages of tasks that were never reclaimed could remain; drop them.
+        for slot in self.window.slots.iter() {
+            // SAFETY: `&mut self`: no other thread can reach the slots.
+            let vtable = slot.meta.with_mut(|meta| unsafe { (*meta).vtable.take() });
+            if let Some(vtable) = vtable {
+                // SAFETY: as above; the stage was installed for this vtable.
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    slot.storage.with_mut(|s| unsafe { (vtable.drop_stage)(s) })
+                }));
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,256 @@
+//! Submitting a task: the `Submit` builder, waiting for a window slot, and wiring the
+//! new task's dependencies (DESIGN.md §2 steps 1–3).
+
+use std::borrow::Cow;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::Runtime;
+use crate::block_on::block_on;
+use crate::deps::DepList;
+use crate::handle::Task;
+use crate::shared::Shared;
+use crate::sync::{Arc, thread};
+use crate::task::{BoxError, Closed, Fanout, MAX_DEPS, TaskId, install, run_state};
+
+/// Attempts at a free slot, yielding between them, before a submitter sleeps.
+const WINDOW_RETRIES: u32 = 32;
+
+/// A task about to be submitted: set its name and dependencies, then `.submit().await`
+/// (or just `.await`) it to get its [`Task`] handle.
+///
+/// ```
+/// use taskweave_executor::{Runtime, TaskId};
+/// let rt = Runtime::builder().workers(1).build();
+/// let first = rt.task(|| 20).name("first").submit_blocking();
+/// let second = rt.task(|| 22).name("second").after([first.id(), TaskId::INVALID]).submit_blocking();
+/// assert_eq!(first.wait_blocking().unwrap() + second.wait_blocking().unwrap(), 42);
+/// ```
+#[must_use = "a task is submitted only by .submit().await, .await or .submit_blocking()"]
+pub struct Submit<'rt, T, B> {
+    runtime: &'rt Runtime,
+    name: Option<Cow<'static, str>>,
+    deps: DepList,
+    body: B,
+    output: PhantomData<fn() -> T>,
+}
+
+impl<'rt, T, B> Submit<'rt, T, B>
+where
+    B: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(runtime: &'rt Runtime, body: B) -> Self {
+        Submit {
+            runtime,
+            name: None,
+            deps: DepList::default(),
+            body,
+            output: PhantomData,
+        }
+    }
+
+    pub(crate) fn with_deps(mut self, deps: DepList) -> Self {
+        self.deps = deps;
+        self
+    }
+
+    /// Names the task (shown in errors and diagnostics).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds explicit dependencies: the task runs after every one of them has finished.
+    /// [`TaskId::INVALID`] entries are skipped, duplicates removed, and stale ids (tasks
+    /// finished long ago) are already satisfied.
+    ///
+    /// A dependency that *failed* fails this task with
+    /// [`TaskError::DependencyFailed`](crate::TaskError::DependencyFailed), as long as the
+    /// failed task's slot is still held (by its handle, or because it is recent); a stale
+    /// id carries no outcome and counts as done. Hold the `Task` handle, or pass it as a
+    /// dataflow input, when the failure must propagate.
+    pub fn after<I: IntoIterator<Item = TaskId>>(mut self, deps: I) -> Self {
+        for id in deps {
+            self.deps.push(id);
+        }
+        self
+    }
+
+    /// Submits the task, waiting while the task window is full (back-pressure).
+    ///
+    /// If the runtime is shutting down the returned handle resolves to
+    /// [`TaskError::Shutdown`](crate::TaskError::Shutdown).
+    pub fn submit(self) -> Submission<'rt, T, B> {
+        Submission {
+            submit: Some(self),
+            retries: 0,
+        }
+    }
+
+    /// Submits from a non-async caller, blocking while the task window is full.
+    ///
+    /// Do not call this from inside a task body when the window may be full: the
+    /// worker would block until another worker frees a slot.
+    pub fn submit_blocking(self) -> Task<T> {
+        block_on(self.submit())
+    }
+}
+
+impl<'rt, T, B> IntoFuture for Submit<'rt, T, B>
+where
+    B: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Task<T>;
+    type IntoFuture = Submission<'rt, T, B>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.submit()
+    }
+}
+
+/// The future of [`Submit::submit`]: resolves to the task's handle once it has a slot.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Submission<'rt, T, B> {
+    submit: Option<Submit<'rt, T, B>>,
+    retries: u32,
+}
+
+// The body is moved into its slot, never pinned here.
+impl<T, B> Unpin for Submission<'_, T, B> {}
+
+impl<T, B> Future for Submission<'_, T, B>
+where
+    B: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Task<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Task<T>> {
+        let this = &mut *self;
+        let submit = this
+            .submit
+            .as_mut()
+            .expect("taskweave: Submission polled after completion");
+        let deps = submit.deps.finish().len();
+        assert!(
+            deps <= MAX_DEPS,
+            "taskweave: a task may have at most {MAX_DEPS} distinct dependencies, got {deps}"
+        );
+        let shared = Arc::clone(&submit.runtime.shared);
+        let index = loop {
+            if !shared.begin_submit() {
+                break None;
+            }
+            if let Some(index) = shared.window.try_pop() {
+                break Some(index);
+            }
+            shared.end_submit();
+            if this.retries < WINDOW_RETRIES {
+                // The window usually frees a slot within microseconds: look again
+                // before paying for a sleep and a wake.
+                this.retries += 1;
+                thread::yield_now();
+                continue;
+            }
+            shared.window.register_waiter(cx.waker());
+            if !shared.begin_submit() {
+                break None;
+            }
+            if let Some(index) = shared.window.try_pop() {
+                break Some(index);
+            }
+            shared.end_submit();
+            this.retries = 0;
+            return Poll::Pending;
+        };
+        let mut submit = this.submit.take().expect("checked above");
+        let Some(index) = index else {
+            return Poll::Ready(Task::rejected(shared, submit.name.take()));
+        };
+        let deps = submit.deps.finish();
+        // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
+        // keeps the runtime from cancelling before the task is published.
+        let id = unsafe { spawn_in_slot(&shared, index, submit.body, submit.name, deps) };
+        shared.end_submit();
+        Poll::Ready(Task::new(shared, id))
+    }
+}
+
+/// Initialises the task in the free slot `index` and wires its dependencies (R2, R3).
+/// Returns its id; the task is ready (and queued) if nothing it depends on is open.
+///
+/// # Safety
+/// The caller popped `index` from the free list (so owns it, R1) and holds a
+/// `begin_submit` mark.
+pub(crate) unsafe fn spawn_in_slot<T, B>(
+    shared: &Arc<Shared>,
+    index: u32,
+    body: B,
+    name: Option<Cow<'static, str>>,
+    deps: &[TaskId],
+) -> TaskId
+where
+    B: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let slots = &shared.window.slots;
+    let slot = &slots[index as usize];
+    let generation = slot.generation();
+    // SAFETY: R1/R2: the submitter owns every non-atomic field until it publishes.
+    unsafe {
+        slot.meta.with_mut(|meta| {
+            let meta = &mut *meta;
+            meta.name = name;
+            meta.error = None;
+            meta.vtable = Some(slot.storage.with_mut(|storage| install(storage, body)));
+        });
+        slot.prepare_edges(deps.len());
+    }
+    slot.run_state
+        .store(run_state::RUNNING, crate::sync::Ordering::Relaxed);
+    slot.fan_in
+        .store(1 + deps.len() as u32, crate::sync::Ordering::Relaxed);
+    // Execution + handle (R10); Release publishes the fields above to acquirers by id.
+    slot.publish_holders(generation, 2);
+    let mut satisfied = 0u32;
+    for (j, dep) in deps.iter().enumerate() {
+        let Some(producer) = slots.get(dep.index() as usize) else {
+            // Not an id of this runtime: nothing to wait for.
+            satisfied += 1;
+            continue;
+        };
+        // SAFETY: R8: we are the consumer's submitter and prepared node j.
+        match unsafe { producer.attach(dep.generation(), slot, index, j) } {
+            Fanout::Open => {}
+            Fanout::Closed(Closed::Ok) | Fanout::Stale => satisfied += 1,
+            Fanout::Closed(Closed::Failed) => {
+                satisfied += 1;
+                if producer.try_acquire(dep.generation()) {
+                    // SAFETY: R5: the producer closed, so its meta is read-only, and our
+                    // reference keeps it from being reclaimed while we read.
+                    producer.meta.with(|meta| unsafe {
+                        if let Some(error) = &(*meta).error {
+                            slot.record_dep_failure(error);
+                        }
+                    });
+                    shared.release(dep.index());
+                }
+            }
+        }
+    }
+    let id = TaskId::new(index, generation);
+    // Drop the wiring guard and the satisfied edges in one step (R3).
+    let released = 1 + satisfied;
+    if slot
+        .fan_in
+        .fetch_sub(released, crate::sync::Ordering::AcqRel)
+        == released
+    {
+        shared.schedule(index);
+    }
+    id
+}

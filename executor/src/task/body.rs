@@ -1,0 +1,209 @@
+//! Type-erased task bodies and outputs, stored inline in the slot when they fit.
+//!
+//! A task's `Stage<F, T>` (the body future, then its output) lives in the slot's
+//! [`Storage`]: inline when it fits in [`INLINE_BYTES`] with alignment at most 16, else
+//! in one `Box`. A [`BodyVTable`] made for the concrete `(F, T)` pair knows which.
+//! Closures are wrapped in [`FnBody`], a future that runs the closure on its first
+//! poll and never touches the waker (the fast path of DESIGN.md §2.4).
+
+use std::future::Future;
+use std::mem::{MaybeUninit, align_of, size_of};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The error a body returns, boxed.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Bytes of body/output storage inside each slot.
+pub(crate) const INLINE_BYTES: usize = 64;
+
+/// Raw storage for one `Stage<F, T>` or a `Box` of it.
+#[repr(C, align(16))]
+pub(crate) struct Storage(MaybeUninit<[u8; INLINE_BYTES]>);
+
+impl Storage {
+    pub(crate) const fn new() -> Self {
+        Storage(MaybeUninit::uninit())
+    }
+}
+
+/// What a body is at each point of its life.
+enum Stage<F, T> {
+    Body(F),
+    Output(T),
+    Empty,
+}
+
+/// The operations a slot needs on its type-erased stage.
+pub(crate) struct BodyVTable {
+    /// Polls the body. `Ready(Ok)` leaves the output in the stage; `Ready(Err)` leaves it empty.
+    pub(crate) poll: unsafe fn(*mut Storage, &mut Context<'_>) -> Poll<Result<(), BoxError>>,
+    /// Drops whatever the stage holds and frees a boxed stage.
+    pub(crate) drop_stage: unsafe fn(*mut Storage),
+    /// Drops the body (not a finished output), leaving the stage empty; used when the
+    /// task fails or is cancelled without running.
+    pub(crate) drop_body: unsafe fn(*mut Storage),
+    /// Moves the output into `*(dst as *mut Option<T>)`.
+    pub(crate) take_output: unsafe fn(*mut Storage, dst: *mut ()),
+}
+
+const fn fits_inline<S>() -> bool {
+    size_of::<S>() <= INLINE_BYTES && align_of::<S>() <= 16
+}
+
+/// Writes the stage for `body` into `storage` and returns the vtable that reads it.
+///
+/// # Safety
+/// `storage` must be valid for writes and hold no live stage (a previous one was
+/// dropped with `drop_stage`).
+pub(crate) unsafe fn install<F, T>(storage: *mut Storage, body: F) -> &'static BodyVTable
+where
+    F: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    if fits_inline::<Stage<F, T>>() {
+        // SAFETY: the stage fits in size and alignment (checked above) and the caller
+        // guarantees the storage is writable and empty.
+        unsafe { storage.cast::<Stage<F, T>>().write(Stage::Body(body)) };
+        &Inline::<F, T>::VTABLE
+    } else {
+        let boxed = Box::new(Stage::<F, T>::Body(body));
+        // SAFETY: a pointer always fits the inline storage; the caller guarantees it is
+        // writable and empty.
+        unsafe {
+            storage
+                .cast::<*mut Stage<F, T>>()
+                .write(Box::into_raw(boxed))
+        };
+        &Boxed::<F, T>::VTABLE
+    }
+}
+
+/// Where a `Stage<F, T>` lives for one layout choice.
+trait Place<F, T> {
+    /// # Safety
+    /// `storage` holds a live stage installed with this placement.
+    unsafe fn stage(storage: *mut Storage) -> *mut Stage<F, T>;
+    /// # Safety
+    /// As for `stage`; afterwards the storage holds no stage.
+    unsafe fn free(storage: *mut Storage);
+}
+
+struct Inline<F, T>(std::marker::PhantomData<(F, T)>);
+struct Boxed<F, T>(std::marker::PhantomData<(F, T)>);
+
+impl<F, T> Place<F, T> for Inline<F, T> {
+    unsafe fn stage(storage: *mut Storage) -> *mut Stage<F, T> {
+        storage.cast()
+    }
+    unsafe fn free(_storage: *mut Storage) {}
+}
+
+impl<F, T> Place<F, T> for Boxed<F, T> {
+    unsafe fn stage(storage: *mut Storage) -> *mut Stage<F, T> {
+        // SAFETY: `install` wrote the box pointer here for this placement.
+        unsafe { storage.cast::<*mut Stage<F, T>>().read() }
+    }
+    unsafe fn free(storage: *mut Storage) {
+        // SAFETY: the pointer came from `Box::into_raw` in `install` and is freed once.
+        drop(unsafe { Box::from_raw(storage.cast::<*mut Stage<F, T>>().read()) });
+    }
+}
+
+macro_rules! vtable_for {
+    ($place:ident) => {
+        impl<F, T> $place<F, T>
+        where
+            F: Future<Output = Result<T, BoxError>> + Send + 'static,
+            T: Send + 'static,
+        {
+            const VTABLE: BodyVTable = BodyVTable {
+                poll: poll_stage::<F, T, $place<F, T>>,
+                drop_stage: drop_stage::<F, T, $place<F, T>>,
+                drop_body: drop_body::<F, T, $place<F, T>>,
+                take_output: take_output::<F, T, $place<F, T>>,
+            };
+        }
+    };
+}
+vtable_for!(Inline);
+vtable_for!(Boxed);
+
+unsafe fn poll_stage<F, T, P: Place<F, T>>(
+    storage: *mut Storage,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), BoxError>>
+where
+    F: Future<Output = Result<T, BoxError>>,
+{
+    // SAFETY: the caller (the worker that owns the running task, rule R4) has
+    // exclusive access to a live stage.
+    let stage = unsafe { &mut *P::stage(storage) };
+    let Stage::Body(body) = stage else {
+        panic!("taskweave: task body polled after it finished");
+    };
+    // SAFETY: the stage never moves while it holds the body: it lives in the slot (which
+    // never moves) or in a box, and is dropped in place.
+    let body = unsafe { Pin::new_unchecked(body) };
+    match body.poll(cx) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(value)) => {
+            *stage = Stage::Output(value);
+            Poll::Ready(Ok(()))
+        }
+        Poll::Ready(Err(error)) => {
+            *stage = Stage::Empty;
+            Poll::Ready(Err(error))
+        }
+    }
+}
+
+unsafe fn drop_stage<F, T, P: Place<F, T>>(storage: *mut Storage) {
+    // SAFETY: the caller (the reclaimer, rule R6) has exclusive access to a live stage.
+    unsafe {
+        P::stage(storage).drop_in_place();
+        P::free(storage);
+    }
+}
+
+unsafe fn drop_body<F, T, P: Place<F, T>>(storage: *mut Storage) {
+    // SAFETY: the caller has exclusive access to a live stage (rules R4, R7).
+    let stage = unsafe { &mut *P::stage(storage) };
+    if matches!(stage, Stage::Body(_)) {
+        *stage = Stage::Empty;
+    }
+}
+
+unsafe fn take_output<F, T, P: Place<F, T>>(storage: *mut Storage, dst: *mut ()) {
+    // SAFETY: the caller (the single `Task<T>` handle after completion, rule R5) has
+    // exclusive access to the stage and passes a `*mut Option<T>`.
+    unsafe {
+        let stage = &mut *P::stage(storage);
+        if let Stage::Output(value) = std::mem::replace(stage, Stage::Empty) {
+            *dst.cast::<Option<T>>() = Some(value);
+        }
+    }
+}
+
+/// A closure as a future: runs it on the first poll, never looks at the waker.
+pub(crate) struct FnBody<F>(Option<F>);
+
+impl<F> FnBody<F> {
+    pub(crate) fn new(f: F) -> Self {
+        FnBody(Some(f))
+    }
+}
+
+impl<F> Unpin for FnBody<F> {}
+
+impl<F: FnOnce() -> Result<T, BoxError>, T> Future for FnBody<F> {
+    type Output = Result<T, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let f = self
+            .0
+            .take()
+            .expect("taskweave: closure body polled after it ran");
+        Poll::Ready(f())
+    }
+}

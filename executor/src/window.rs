@@ -1,0 +1,115 @@
+//! The task window: a fixed array of slots, a lock-free free list, and the waiters
+//! that back-pressure puts to sleep when every slot is taken.
+
+use std::task::Waker;
+
+use crate::shared::Shared;
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, fence};
+use crate::task::Slot;
+
+const NIL: u32 = u32::MAX;
+
+/// All task slots of one runtime; memory is fixed at `len` slots for its whole life.
+pub(crate) struct Window {
+    pub(crate) slots: Box<[Slot]>,
+    /// Treiber stack of free slots: ABA tag (high 32) and top index (low 32).
+    free_head: AtomicU64,
+    /// Submitters waiting for a slot.
+    waiters: Mutex<Vec<Waker>>,
+    waiter_count: AtomicUsize,
+}
+
+impl Window {
+    pub(crate) fn new(len: usize, home: *const Shared) -> Self {
+        let slots: Box<[Slot]> = (0..len).map(|i| Slot::new(home, i as u32)).collect();
+        for (i, slot) in slots.iter().enumerate() {
+            let next = if i + 1 < len { (i + 1) as u32 } else { NIL };
+            slot.next_free.store(next, Ordering::Relaxed);
+        }
+        let top = if len == 0 { NIL } else { 0 };
+        Window {
+            slots,
+            free_head: AtomicU64::new(top as u64),
+            waiters: Mutex::new(Vec::new()),
+            waiter_count: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Takes a free slot (rule R1: the caller now owns it), or `None` if all are taken.
+    pub(crate) fn try_pop(&self) -> Option<u32> {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            let top = head as u32;
+            if top == NIL {
+                return None;
+            }
+            // May read a link that a concurrent pop/push is changing: the tag makes the
+            // CAS below fail in that case.
+            let next = self.slots[top as usize].next_free.load(Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | next as u64;
+            match self.free_head.compare_exchange_weak(
+                head,
+                new,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(top),
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Returns a reclaimed slot (rule R6) and wakes waiting submitters.
+    pub(crate) fn push(&self, index: u32) {
+        let mut head = self.free_head.load(Ordering::Relaxed);
+        loop {
+            self.slots[index as usize]
+                .next_free
+                .store(head as u32, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | index as u64;
+            // SeqCst: pairs with `register_waiter` (push then look vs register then look).
+            match self.free_head.compare_exchange_weak(
+                head,
+                new,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => head = now,
+            }
+        }
+        if self.waiter_count.load(Ordering::SeqCst) > 0 {
+            self.wake_waiters();
+        }
+    }
+
+    /// Registers a submitter to be woken by the next `push`. The caller must try
+    /// `try_pop` again afterwards: a push that came before the registration woke nobody.
+    pub(crate) fn register_waiter(&self, waker: &Waker) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+        self.waiter_count.store(waiters.len(), Ordering::SeqCst);
+        drop(waiters);
+        // Order the registration before the caller's next look at the free list.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Wakes every waiting submitter (used by `push` and by shutdown).
+    pub(crate) fn wake_waiters(&self) {
+        let woken = {
+            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            self.waiter_count.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *waiters)
+        };
+        // Wake outside the lock (no lock held across a wake).
+        for waker in woken {
+            waker.wake();
+        }
+    }
+}
