@@ -31,6 +31,9 @@ mod error;
 mod handle;
 mod id_waiters;
 mod inputs;
+#[cfg(taskweave_loom)]
+#[doc(hidden)]
+pub mod loom_hooks;
 mod runtime;
 mod shared;
 mod sleep;

@@ -80,7 +80,7 @@ pub struct RuntimeBuilder {
 impl Default for RuntimeBuilder {
     fn default() -> Self {
         RuntimeBuilder {
-            workers: thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             window: DEFAULT_WINDOW,
             thread_name: "taskweave-worker".to_owned(),
         }

@@ -11,7 +11,7 @@ use crate::error::TaskError;
 use crate::id_waiters::IdWaiters;
 use crate::sleep::Sleep;
 use crate::sync::{AtomicU8, AtomicUsize, Ordering, thread};
-use crate::task::{Closed, Fanout, TaskId, borrowed_waker, run_state};
+use crate::task::{Closed, Fanout, TaskId, borrowed_waker, close_and_walk, run_state};
 use crate::window::Window;
 use crate::worker;
 
@@ -198,27 +198,18 @@ impl Shared {
         let slots = &self.window.slots;
         let slot = &slots[index as usize];
         slot.run_state.store(run_state::DONE, Ordering::Release);
-        let head = slot.close(generation, how);
+        let failed = how == Closed::Failed;
+        // SAFETY: the caller wrote `meta.error` (if failed) before this point and owns the
+        // execution (R4/R7); from the close on `meta` is read-only (R5), and the
+        // execution reference keeps the slot from being reclaimed until the release.
+        unsafe {
+            let error = slot
+                .meta
+                .with(|meta| if failed { (*meta).error.as_ref() } else { None });
+            close_and_walk(slots, index, generation, how, error, on_ready);
+        }
         slot.join_waker.wake();
         self.id_waiters.wake_slot(index);
-        let failed = how == Closed::Failed;
-        // SAFETY: after the close `meta` is read-only (R5), and the execution reference
-        // keeps the slot from being reclaimed until the release below.
-        let error = slot
-            .meta
-            .with(|meta| unsafe { if failed { (*meta).error.as_ref() } else { None } });
-        // SAFETY: `head` is what `close` returned (R8).
-        unsafe {
-            crate::task::walk(slots, head, |consumer| {
-                let c = &slots[consumer as usize];
-                if let Some(error) = error {
-                    c.record_dep_failure(error);
-                }
-                if c.fan_in.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    on_ready(consumer);
-                }
-            });
-        }
         if slot.release() {
             self.reclaim(index);
         }
@@ -250,8 +241,7 @@ impl Shared {
         slot.join_waker.clear();
         // SAFETY: R6.
         unsafe { slot.trim_edges() };
-        slot.next_generation();
-        self.window.push(index);
+        self.window.recycle(index);
     }
 
     /// Marks the start of a submission; `false` (and nothing to undo) when the runtime

@@ -13,7 +13,7 @@ use crate::deps::DepList;
 use crate::handle::Task;
 use crate::shared::Shared;
 use crate::sync::{Arc, thread};
-use crate::task::{BoxError, Closed, Fanout, MAX_DEPS, TaskId, install, run_state};
+use crate::task::{BoxError, MAX_DEPS, TaskId, install, run_state, wire};
 
 /// Attempts at a free slot, yielding between them, before a submitter sleeps.
 const WINDOW_RETRIES: u32 = 32;
@@ -216,40 +216,24 @@ where
         .store(1 + deps.len() as u32, crate::sync::Ordering::Relaxed);
     // Execution + handle (R10); Release publishes the fields above to acquirers by id.
     slot.publish_holders(generation, 2);
-    let mut satisfied = 0u32;
-    for (j, dep) in deps.iter().enumerate() {
-        let Some(producer) = slots.get(dep.index() as usize) else {
-            // Not an id of this runtime: nothing to wait for.
-            satisfied += 1;
-            continue;
-        };
-        // SAFETY: R8: we are the consumer's submitter and prepared node j.
-        match unsafe { producer.attach(dep.generation(), slot, index, j) } {
-            Fanout::Open => {}
-            Fanout::Closed(Closed::Ok) | Fanout::Stale => satisfied += 1,
-            Fanout::Closed(Closed::Failed) => {
-                satisfied += 1;
-                if producer.try_acquire(dep.generation()) {
-                    // SAFETY: R5: the producer closed, so its meta is read-only, and our
-                    // reference keeps it from being reclaimed while we read.
-                    producer.meta.with(|meta| unsafe {
-                        if let Some(error) = &(*meta).error {
-                            slot.record_dep_failure(error);
-                        }
-                    });
-                    shared.release(dep.index());
-                }
-            }
-        }
-    }
     let id = TaskId::new(index, generation);
-    // Drop the wiring guard and the satisfied edges in one step (R3).
-    let released = 1 + satisfied;
-    if slot
-        .fan_in
-        .fetch_sub(released, crate::sync::Ordering::AcqRel)
-        == released
-    {
+    // SAFETY: R2/R8: we are the submitter and prepared one node per dependency.
+    let ready = unsafe {
+        wire(slots, index, deps, |producer| {
+            let p = &slots[producer.index() as usize];
+            if p.try_acquire(producer.generation()) {
+                // SAFETY: R5: the producer closed, so its meta is read-only, and our
+                // reference keeps it from being reclaimed while we read it.
+                p.meta.with(|meta| {
+                    if let Some(error) = &(*meta).error {
+                        slot.record_dep_failure(error);
+                    }
+                });
+                shared.release(producer.index());
+            }
+        })
+    };
+    if ready {
         shared.schedule(index);
     }
     id

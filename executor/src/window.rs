@@ -63,8 +63,15 @@ impl Window {
         }
     }
 
-    /// Returns a reclaimed slot (rule R6) and wakes waiting submitters.
-    pub(crate) fn push(&self, index: u32) {
+    /// Starts the slot's next generation and returns it to the free list (the last
+    /// step of reclaiming, rule R6).
+    pub(crate) fn recycle(&self, index: u32) {
+        self.slots[index as usize].next_generation();
+        self.push(index);
+    }
+
+    /// Returns a free slot to the list and wakes waiting submitters.
+    fn push(&self, index: u32) {
         let mut head = self.free_head.load(Ordering::Relaxed);
         loop {
             self.slots[index as usize]

@@ -68,11 +68,13 @@
 //!   id's generation, so a free or reused slot is never resurrected.
 
 mod body;
+mod graph;
 mod id;
 mod slot;
 mod waker;
 
 pub(crate) use body::{BoxError, FnBody, install};
+pub(crate) use graph::{close_and_walk, wire};
 pub use id::TaskId;
-pub(crate) use slot::{Closed, Fanout, MAX_DEPS, MAX_WINDOW, Slot, run_state, walk};
+pub(crate) use slot::{Closed, Fanout, MAX_DEPS, MAX_WINDOW, Slot, run_state};
 pub(crate) use waker::borrowed_waker;
