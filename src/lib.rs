@@ -19,3 +19,8 @@
 
 pub use taskweave_executor::*;
 pub use taskweave_streams as streams;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
