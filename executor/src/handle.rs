@@ -122,17 +122,9 @@ impl<T: Send + 'static> Task<T> {
         let outcome = match slot.fanout_state(self.id.generation()) {
             Fanout::Open => return None,
             Fanout::Closed(Closed::Ok) => {
-                let mut output: Option<T> = None;
                 // SAFETY: R5: the task completed and this unique handle is the only taker;
-                // its reference keeps the slot (and the vtable's stage) alive.
-                slot.meta.with(|meta| unsafe {
-                    let vtable = (*meta)
-                        .vtable
-                        .expect("taskweave: completed task without a stage");
-                    slot.storage.with_mut(|s| {
-                        (vtable.take_output)(s, (&mut output as *mut Option<T>).cast())
-                    });
-                });
+                // `T` is the type the body was installed with (`Task<T>` came from it).
+                let output = unsafe { slot.take_output::<T>() };
                 Ok(output.expect("taskweave: task output taken twice"))
             }
             Fanout::Closed(Closed::Failed) => {

@@ -105,18 +105,11 @@ impl Shared {
             self.fail(index, generation, error, &mut |c| self.ready(c, handoff));
             return;
         }
-        // SAFETY: R4: this worker owns the running task's meta and storage.
-        let vtable = slot
-            .meta
-            .with(|meta| unsafe { (*meta).vtable })
-            .expect("taskweave: ready task without a body");
         let waker = borrowed_waker(slot);
         let mut cx = Context::from_waker(&waker);
-        // SAFETY: R4 as above; the stage was installed by the submitter (R2).
-        let polled = catch_unwind(AssertUnwindSafe(|| {
-            slot.storage
-                .with_mut(|s| unsafe { (vtable.poll)(s, &mut cx) })
-        }));
+        // SAFETY: R4: this worker popped the ready task, so it owns meta and the stage,
+        // which the submitter installed (R2).
+        let polled = catch_unwind(AssertUnwindSafe(|| unsafe { slot.poll_body(&mut cx) }));
         match polled {
             Ok(Poll::Ready(Ok(()))) => self.finish(index, generation, Closed::Ok, &mut |c| {
                 self.ready(c, handoff)
@@ -171,15 +164,9 @@ impl Shared {
         on_ready: &mut dyn FnMut(u32),
     ) {
         let slot = &self.window.slots[index as usize];
+        // A body's destructor may panic; the task fails either way.
         // SAFETY: R4/R7: the caller owns the running (or cancelled) task.
-        let vtable = slot.meta.with(|meta| unsafe { (*meta).vtable });
-        if let Some(vtable) = vtable {
-            // A body's destructor may panic; the task fails either way.
-            // SAFETY: R4/R7 exclusive access to the stage.
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                slot.storage.with_mut(|s| unsafe { (vtable.drop_body)(s) })
-            }));
-        }
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { slot.drop_body() }));
         // SAFETY: R4/R7: written before the close that publishes it (R5).
         slot.meta
             .with_mut(|meta| unsafe { (*meta).error = Some(error) });
@@ -225,18 +212,13 @@ impl Shared {
     /// Frees slot `index` for the next task (R6).
     pub(crate) fn reclaim(&self, index: u32) {
         let slot = &self.window.slots[index as usize];
+        // An output's destructor may panic; the slot is freed regardless.
         // SAFETY: R6: the last holder has exclusive access to every field.
-        let (vtable, name, error) = slot.meta.with_mut(|meta| unsafe {
-            let meta = &mut *meta;
-            (meta.vtable.take(), meta.name.take(), meta.error.take())
-        });
-        if let Some(vtable) = vtable {
-            // An output's destructor may panic; the slot is freed regardless.
-            // SAFETY: R6 as above; the stage was installed for this vtable.
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                slot.storage.with_mut(|s| unsafe { (vtable.drop_stage)(s) })
-            }));
-        }
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { slot.drop_stage() }));
+        // SAFETY: R6 as above.
+        let (name, error) = slot
+            .meta
+            .with_mut(|meta| unsafe { ((*meta).name.take(), (*meta).error.take()) });
         drop((name, error, slot.take_dep_failure()));
         slot.join_waker.clear();
         // SAFETY: R6.
@@ -330,13 +312,7 @@ impl Drop for Shared {
         // stages of tasks that were never reclaimed could remain; drop them.
         for slot in self.window.slots.iter() {
             // SAFETY: `&mut self`: no other thread can reach the slots.
-            let vtable = slot.meta.with_mut(|meta| unsafe { (*meta).vtable.take() });
-            if let Some(vtable) = vtable {
-                // SAFETY: as above; the stage was installed for this vtable.
-                let _ = catch_unwind(AssertUnwindSafe(|| {
-                    slot.storage.with_mut(|s| unsafe { (vtable.drop_stage)(s) })
-                }));
-            }
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { slot.drop_stage() }));
         }
     }
 }

@@ -2,8 +2,9 @@
 //! [`crate::task`]).
 
 use std::borrow::Cow;
+use std::task::{Context, Poll};
 
-use super::body::{BodyVTable, Storage};
+use super::body::{BodyVTable, BoxError, Storage};
 use crate::atomic_waker::AtomicWaker;
 use crate::error::TaskError;
 use crate::shared::Shared;
@@ -317,6 +318,68 @@ impl Slot {
             Closed::Failed => CLOSED_FAILED,
         };
         self.fanout.swap(head(generation, closed), Ordering::SeqCst) & NODE_MASK
+    }
+
+    /// Polls the task's body once; `Ready(Ok)` leaves the output in the stage.
+    ///
+    /// # Safety
+    /// The caller owns the running task (R4) and its body was installed (R2).
+    pub(crate) unsafe fn poll_body(&self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // SAFETY: per the caller's contract nobody else touches meta or the stage.
+        unsafe {
+            let vtable = self
+                .meta
+                .with(|meta| (*meta).vtable)
+                .expect("taskweave: ready task without a body");
+            self.storage.with_mut(|stage| (vtable.poll)(stage, cx))
+        }
+    }
+
+    /// Drops the body if the stage still holds it (the task failed or was cancelled).
+    ///
+    /// # Safety
+    /// The caller owns the running or cancelled task (R4, R7).
+    pub(crate) unsafe fn drop_body(&self) {
+        // SAFETY: per the caller's contract nobody else touches meta or the stage.
+        unsafe {
+            if let Some(vtable) = self.meta.with(|meta| (*meta).vtable) {
+                self.storage.with_mut(|stage| (vtable.drop_body)(stage));
+            }
+        }
+    }
+
+    /// Drops the whole stage (body or output) and forgets the vtable.
+    ///
+    /// # Safety
+    /// The caller is the reclaimer (R6) or has `&mut` access to the window.
+    pub(crate) unsafe fn drop_stage(&self) {
+        // SAFETY: per the caller's contract nobody else touches meta or the stage.
+        unsafe {
+            if let Some(vtable) = self.meta.with_mut(|meta| (*meta).vtable.take()) {
+                self.storage.with_mut(|stage| (vtable.drop_stage)(stage));
+            }
+        }
+    }
+
+    /// Moves the output out of a completed task's stage.
+    ///
+    /// # Safety
+    /// The task completed (R5), the caller is its unique handle, and `T` is the output
+    /// type its body was installed with.
+    pub(crate) unsafe fn take_output<T>(&self) -> Option<T> {
+        let mut output: Option<T> = None;
+        // SAFETY: per the caller's contract the stage holds a `Stage<_, T>` that only
+        // this caller reads; meta is read-only after completion.
+        unsafe {
+            let vtable = self
+                .meta
+                .with(|meta| (*meta).vtable)
+                .expect("taskweave: completed task without a stage");
+            self.storage.with_mut(|stage| {
+                (vtable.take_output)(stage, (&mut output as *mut Option<T>).cast())
+            });
+        }
+        output
     }
 
     /// Records a producer's failure for this consumer; the first one wins (R3).
