@@ -76,6 +76,19 @@ impl<T: Send + 'static> Task<T> {
         self.id
     }
 
+    /// A [`TaskWatch`] on this task (keeps its outcome readable after the handle is
+    /// gone). `None` if the task was rejected at submission.
+    pub fn watch(&self) -> Option<TaskWatch> {
+        match self.state {
+            HandleState::Rejected(_) => None,
+            _ => {
+                let slot = &self.shared.window.slots[self.id.index() as usize];
+                slot.try_acquire(self.id.generation())
+                    .then(|| TaskWatch::new_acquired(self.shared.clone(), self.id))
+            }
+        }
+    }
+
     /// Blocks the calling thread until the task has finished and returns its output.
     pub fn wait_blocking(self) -> Result<T, TaskError> {
         crate::block_on::block_on(self)
@@ -333,5 +346,110 @@ impl Drop for WaitTask {
 impl fmt::Debug for WaitTask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitTask").field("id", &self.id).finish()
+    }
+}
+
+/// An untyped, clonable handle that keeps a task's outcome readable: while a
+/// `TaskWatch` exists the task's slot is not reused, so a dependency on its id still
+/// sees a failure, and the watch itself resolves to `Ok(())` or the task's error.
+///
+/// Streams and scopes use it to hold on to the tasks they order.
+///
+/// ```
+/// use taskweave_executor::Runtime;
+/// let rt = Runtime::builder().workers(1).build();
+/// let task = rt.try_task(|| Err::<(), _>("no")).submit_blocking();
+/// let watch = task.watch().expect("submitted");
+/// drop(task);
+/// assert!(rt.block_on(watch.clone()).is_err());
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct TaskWatch {
+    shared: Arc<Shared>,
+    id: TaskId,
+    token: Option<u64>,
+}
+
+impl TaskWatch {
+    /// Holds a new reference on a task that is known to occupy its slot.
+    pub(crate) fn new_acquired(shared: Arc<Shared>, id: TaskId) -> Self {
+        TaskWatch {
+            shared,
+            id,
+            token: None,
+        }
+    }
+
+    /// The watched task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The outcome once the task has finished; `None` while it runs.
+    pub fn outcome(&self) -> Option<Result<(), TaskError>> {
+        let slot = &self.shared.window.slots[self.id.index() as usize];
+        match slot.fanout_state(self.id.generation()) {
+            Fanout::Open => None,
+            Fanout::Closed(Closed::Ok) => Some(Ok(())),
+            // SAFETY: R5: meta is read-only after the close; our reference keeps it.
+            Fanout::Closed(Closed::Failed) => slot
+                .meta
+                .with(|meta| unsafe { (*meta).error.clone() })
+                .map(Err),
+            Fanout::Stale => unreachable!("taskweave: a watch keeps its slot"),
+        }
+    }
+
+    /// Whether the task has finished in any way.
+    pub fn is_finished(&self) -> bool {
+        self.outcome().is_some()
+    }
+}
+
+impl Clone for TaskWatch {
+    fn clone(&self) -> Self {
+        self.shared.window.slots[self.id.index() as usize].acquire_more();
+        TaskWatch {
+            shared: Arc::clone(&self.shared),
+            id: self.id,
+            token: None,
+        }
+    }
+}
+
+impl Future for TaskWatch {
+    type Output = Result<(), TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(outcome) = self.outcome() {
+            return Poll::Ready(outcome);
+        }
+        let token = self
+            .shared
+            .id_waiters
+            .register(self.token, self.id.index(), cx.waker());
+        self.token = Some(token);
+        // Look again after registering (see `IdWaiters`).
+        match self.outcome() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for TaskWatch {
+    fn drop(&mut self) {
+        if let Some(token) = self.token {
+            self.shared.id_waiters.unregister(token);
+        }
+        self.shared.release(self.id.index());
+    }
+}
+
+impl fmt::Debug for TaskWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskWatch")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }

@@ -44,7 +44,7 @@ mod window;
 mod worker;
 
 pub use error::TaskError;
-pub use handle::{SharedTask, Task, WaitTask, WhenAll, when_all};
+pub use handle::{SharedTask, Task, TaskWatch, WaitTask, WhenAll, when_all};
 pub use inputs::Inputs;
 pub use runtime::{DEFAULT_WINDOW, Runtime, RuntimeBuilder};
 pub use submit::{Submission, Submit};

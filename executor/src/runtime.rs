@@ -9,14 +9,14 @@ use crossbeam_deque::{Injector, Worker};
 use crate::block_on::block_on;
 use crate::deps::DepList;
 use crate::error::TaskError;
-use crate::handle::WaitTask;
+use crate::handle::{TaskWatch, WaitTask};
 use crate::id_waiters::IdWaiters;
 use crate::inputs::Inputs;
 use crate::shared::{Shared, lifecycle};
 use crate::sleep::Sleep;
 use crate::submit::Submit;
 use crate::sync::{Arc, AtomicU8, AtomicUsize, Mutex, thread};
-use crate::task::{BoxError, FnBody, MAX_WINDOW, TaskId};
+use crate::task::{BoxError, Fanout, FnBody, MAX_WINDOW, TaskId};
 use crate::window::Window;
 use crate::worker;
 
@@ -281,17 +281,46 @@ impl Runtime {
         WaitTask::new(Arc::clone(&self.shared), id)
     }
 
+    /// A [`TaskWatch`] on task `id`, if it still occupies its slot (`None` for a
+    /// stale or invalid id: that task finished long ago).
+    pub fn watch(&self, id: TaskId) -> Option<TaskWatch> {
+        let slot = self.shared.window.slots.get(id.index() as usize)?;
+        slot.try_acquire(id.generation())
+            .then(|| TaskWatch::new_acquired(Arc::clone(&self.shared), id))
+    }
+
+    /// Whether task `id` has finished (completed, failed, cancelled, or stale).
+    pub fn is_finished(&self, id: TaskId) -> bool {
+        match self.shared.window.slots.get(id.index() as usize) {
+            Some(slot) => slot.fanout_state(id.generation()) != Fanout::Open,
+            None => true,
+        }
+    }
+
+    /// Waits until every task submitted before this call has finished (tasks
+    /// submitted meanwhile may be waited for too). Unlike `shutdown` it leaves the
+    /// runtime open.
+    pub async fn synchronize(&self) {
+        let mut from = 0;
+        while let Some((index, id)) = self.shared.first_open_task(from) {
+            self.wait(id).await;
+            from = index + 1;
+        }
+    }
+
+    /// [`Runtime::synchronize`] for non-async callers.
+    pub fn synchronize_blocking(&self) {
+        block_on(self.synchronize());
+    }
+
     /// Stops accepting submissions (later ones resolve to [`TaskError::Shutdown`]),
     /// waits until every outstanding task has finished, then stops the workers.
     /// Tasks submitted by running task bodies during the drain are rejected too.
     pub async fn shutdown(&self) {
         let shared = Arc::clone(&self.shared);
         shared.stop_submissions(lifecycle::DRAINING);
-        let mut from = 0;
-        while let Some((index, id)) = shared.first_open_task(from) {
-            self.wait(id).await;
-            from = index;
-        }
+        // No task can be submitted any more, so one pass over the window suffices.
+        self.synchronize().await;
         shared.stop_workers();
     }
 
