@@ -64,6 +64,50 @@ pub enum TaskError {
         /// The root task's own error.
         cause: Arc<TaskError>,
     },
+    /// A completion token of the task failed.
+    #[error(
+        "task {task} {} failed: its deferred completion '{token}' reported: {error}",
+        NameDisplay(name)
+    )]
+    TokenFailed {
+        /// The task.
+        task: TaskId,
+        /// Its name.
+        name: Option<Cow<'static, str>>,
+        /// The token's description.
+        token: Cow<'static, str>,
+        /// What the token reported.
+        error: Arc<dyn Error + Send + Sync>,
+    },
+    /// A completion token of the task was dropped without completing.
+    #[error(
+        "task {task} {} failed: its deferred completion '{token}' was dropped without completing",
+        NameDisplay(name)
+    )]
+    TokenDropped {
+        /// The task.
+        task: TaskId,
+        /// Its name.
+        name: Option<Cow<'static, str>>,
+        /// The token's description.
+        token: Cow<'static, str>,
+    },
+    /// The task's body returned but its deferred completions did not arrive in time
+    /// (its deadline passed, or the watchdog found the runtime stalled on it).
+    #[error(
+        "task {task} {} stalled: still waiting after {waited:?} for {waiting_for}",
+        NameDisplay(name)
+    )]
+    Stalled {
+        /// The task.
+        task: TaskId,
+        /// Its name.
+        name: Option<Cow<'static, str>>,
+        /// What it was waiting for (the outstanding tokens' descriptions).
+        waiting_for: String,
+        /// How long it had waited.
+        waited: std::time::Duration,
+    },
     /// The runtime was dropped before the task could run or finish.
     #[error(
         "task {task} {} was cancelled: the runtime shut down before it finished",
@@ -93,6 +137,9 @@ impl TaskError {
             TaskError::Failed { task, .. }
             | TaskError::Panicked { task, .. }
             | TaskError::DependencyFailed { task, .. }
+            | TaskError::TokenFailed { task, .. }
+            | TaskError::TokenDropped { task, .. }
+            | TaskError::Stalled { task, .. }
             | TaskError::Cancelled { task, .. } => *task,
             TaskError::Shutdown { .. } => TaskId::INVALID,
         }
@@ -100,12 +147,19 @@ impl TaskError {
 
     /// The name of the task this error is about.
     pub fn name(&self) -> Option<&str> {
+        self.name_field().as_deref()
+    }
+
+    fn name_field(&self) -> &Option<Cow<'static, str>> {
         match self {
             TaskError::Failed { name, .. }
             | TaskError::Panicked { name, .. }
             | TaskError::DependencyFailed { name, .. }
+            | TaskError::TokenFailed { name, .. }
+            | TaskError::TokenDropped { name, .. }
+            | TaskError::Stalled { name, .. }
             | TaskError::Cancelled { name, .. }
-            | TaskError::Shutdown { name } => name.as_deref(),
+            | TaskError::Shutdown { name } => name,
         }
     }
 
@@ -134,11 +188,7 @@ impl TaskError {
                 cause,
                 ..
             } => (*root, root_name.clone(), cause.clone()),
-            own => (
-                own.task(),
-                own.name().map(|n| Cow::Owned(n.to_owned())),
-                Arc::new(own.clone()),
-            ),
+            own => (own.task(), own.name_field().clone(), Arc::new(own.clone())),
         };
         TaskError::DependencyFailed {
             task,

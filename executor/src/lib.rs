@@ -26,6 +26,7 @@
 
 mod atomic_waker;
 mod block_on;
+mod deferred;
 mod deps;
 mod error;
 mod handle;
@@ -34,6 +35,8 @@ mod inputs;
 #[cfg(taskweave_loom)]
 #[doc(hidden)]
 pub mod loom_hooks;
+mod mailbox;
+mod monitor;
 mod runtime;
 mod shared;
 mod sleep;
@@ -43,9 +46,11 @@ pub mod task;
 mod window;
 mod worker;
 
+pub use deferred::{CompletionToken, NotInTask, defer, try_defer};
 pub use error::TaskError;
 pub use handle::{SharedTask, Task, TaskWatch, WaitTask, WhenAll, when_all};
 pub use inputs::Inputs;
+pub use monitor::{Stall, StallReport};
 pub use runtime::{DEFAULT_WINDOW, Runtime, RuntimeBuilder};
 pub use submit::{Submission, Submit};
 pub use task::TaskId;

@@ -32,6 +32,8 @@ impl Graph {
         unsafe { slot.prepare_edges(deps.len()) };
         slot.run_state
             .store(run_state::RUNNING, crate::sync::Ordering::Relaxed);
+        slot.deferred
+            .store(crate::deferred::BODY, crate::sync::Ordering::Relaxed);
         slot.fan_in
             .store(1 + deps.len() as u32, crate::sync::Ordering::Relaxed);
         slot.publish_holders(generation, 1);

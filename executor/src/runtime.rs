@@ -3,8 +3,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 use crossbeam_deque::{Injector, Worker};
+use slab::Slab;
 
 use crate::block_on::block_on;
 use crate::deps::DepList;
@@ -12,6 +14,9 @@ use crate::error::TaskError;
 use crate::handle::{TaskWatch, WaitTask};
 use crate::id_waiters::IdWaiters;
 use crate::inputs::Inputs;
+use crate::mailbox::Mailbox;
+use crate::monitor::Monitor;
+use crate::monitor::{StallHandler, StallReport, WorkerState, run_monitor};
 use crate::shared::{Shared, lifecycle};
 use crate::sleep::Sleep;
 use crate::submit::Submit;
@@ -19,6 +24,9 @@ use crate::sync::{Arc, AtomicU8, AtomicUsize, Mutex, thread};
 use crate::task::{BoxError, Fanout, FnBody, MAX_WINDOW, TaskId};
 use crate::window::Window;
 use crate::worker;
+
+/// Cells in the completion mailbox: producers wait when it is full.
+const MAILBOX_CAPACITY: usize = 1 << 16;
 
 /// The default number of task slots.
 pub const DEFAULT_WINDOW: usize = 65_536;
@@ -69,11 +77,24 @@ impl Drop for Threads {
 }
 
 /// Configures and builds a [`Runtime`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RuntimeBuilder {
     workers: usize,
     window: usize,
     thread_name: String,
+    watchdog: Option<Duration>,
+    on_stall: Option<StallHandler>,
+}
+
+impl fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("workers", &self.workers)
+            .field("window", &self.window)
+            .field("thread_name", &self.thread_name)
+            .field("watchdog", &self.watchdog)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RuntimeBuilder {
@@ -82,6 +103,8 @@ impl Default for RuntimeBuilder {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             window: DEFAULT_WINDOW,
             thread_name: "taskweave-worker".to_owned(),
+            watchdog: None,
+            on_stall: None,
         }
     }
 }
@@ -113,6 +136,22 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Turns on the watchdog: when tasks are outstanding and none has made progress
+    /// for `stall_after`, it reports what is stuck (see [`Stall`](crate::Stall)) to the
+    /// [`on_stall`](RuntimeBuilder::on_stall) handler (default: standard error), and
+    /// fails tasks stuck on deferred completions with
+    /// [`TaskError::Stalled`] so their handles say so too.
+    pub fn watchdog(mut self, stall_after: Duration) -> Self {
+        self.watchdog = Some(stall_after);
+        self
+    }
+
+    /// Where the watchdog's reports go (instead of standard error).
+    pub fn on_stall(mut self, handler: impl Fn(&StallReport) + Send + Sync + 'static) -> Self {
+        self.on_stall = Some(Arc::new(handler));
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> Runtime {
         assert!(
@@ -132,11 +171,22 @@ impl RuntimeBuilder {
             stealers,
             sleep: Sleep::new(self.workers),
             id_waiters: IdWaiters::new(),
+            mailbox: Mailbox::new(MAILBOX_CAPACITY),
+            monitor: Monitor::new(self.watchdog, self.on_stall.clone()),
+            worker_states: (0..self.workers).map(|_| WorkerState::new()).collect(),
+            tokens: Mutex::new(Slab::new()),
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: AtomicUsize::new(0),
             workers_alive: AtomicUsize::new(self.workers),
         });
-        let handles = worker::spawn_workers(&shared, locals, &self.thread_name);
+        let mut handles = worker::spawn_workers(&shared, locals, &self.thread_name);
+        let monitor_shared = Arc::clone(&shared);
+        handles.push(
+            thread::Builder::new()
+                .name(format!("{}-monitor", self.thread_name))
+                .spawn(move || run_monitor(monitor_shared))
+                .expect("taskweave: failed to spawn the monitor thread"),
+        );
         let threads = Arc::new(Threads {
             shared: Arc::clone(&shared),
             handles: Mutex::new(handles),

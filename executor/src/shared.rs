@@ -7,10 +7,15 @@ use std::task::{Context, Poll};
 
 use crossbeam_deque::{Injector, Steal, Stealer};
 
+use slab::Slab;
+
+use crate::deferred::{BODY, COUNT, CUT, Completion, TokenRecord};
 use crate::error::TaskError;
 use crate::id_waiters::IdWaiters;
+use crate::mailbox::Mailbox;
+use crate::monitor::{Monitor, WorkerState};
 use crate::sleep::Sleep;
-use crate::sync::{AtomicU8, AtomicUsize, Ordering, thread};
+use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering, thread};
 use crate::task::{Closed, Fanout, TaskId, borrowed_waker, close_and_walk, run_state};
 use crate::window::Window;
 use crate::worker;
@@ -32,6 +37,14 @@ pub(crate) struct Shared {
     pub(crate) stealers: Box<[Stealer<u32>]>,
     pub(crate) sleep: Sleep,
     pub(crate) id_waiters: IdWaiters,
+    /// Deferred completions on their way to a worker (DESIGN.md §6).
+    pub(crate) mailbox: Mailbox<Completion>,
+    /// Outstanding completion tokens, for their errors and the watchdog.
+    pub(crate) tokens: Mutex<Slab<TokenRecord>>,
+    /// Deadlines and the watchdog.
+    pub(crate) monitor: Monitor,
+    /// Per-worker progress and current task, for the watchdog.
+    pub(crate) worker_states: Box<[WorkerState]>,
     pub(crate) lifecycle: AtomicU8,
     /// Submissions in progress (see `begin_submit`).
     pub(crate) submitters: AtomicUsize,
@@ -46,6 +59,31 @@ impl Shared {
         self.window.slots[index as usize]
             .meta
             .with(|meta| unsafe { (*meta).name.clone() })
+    }
+
+    /// The name of task `id`, if it still occupies its slot (safe from any thread).
+    pub(crate) fn name_of(&self, id: TaskId) -> Option<Cow<'static, str>> {
+        let slot = self.window.slots.get(id.index() as usize)?;
+        if !slot.try_acquire(id.generation()) {
+            return None;
+        }
+        // SAFETY: the name is written by the submitter before it publishes the holder
+        // count (R2) and not again until reclaim, which our reference holds off (R10).
+        let name = slot.meta.with(|meta| unsafe { (*meta).name.clone() });
+        self.release(id.index());
+        name
+    }
+
+    /// The deferred-completion deadline task `id` was submitted with.
+    pub(crate) fn deadline_of(&self, id: TaskId) -> Option<std::time::Duration> {
+        let slot = self.window.slots.get(id.index() as usize)?;
+        if !slot.try_acquire(id.generation()) {
+            return None;
+        }
+        // SAFETY: as in `name_of`: written at submission only.
+        let deadline = slot.meta.with(|meta| unsafe { (*meta).deadline });
+        self.release(id.index());
+        deadline
     }
 
     /// Makes a ready task runnable: on this runtime's worker thread it goes to the
@@ -64,9 +102,11 @@ impl Shared {
         self.sleep.notify_one();
     }
 
-    /// Whether any queue holds work (the sleep protocol's last look).
+    /// Whether any queue or the mailbox holds work (the sleep protocol's last look).
     pub(crate) fn has_work(&self) -> bool {
-        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+        !self.injector.is_empty()
+            || !self.mailbox.is_empty()
+            || self.stealers.iter().any(|s| !s.is_empty())
     }
 
     /// Takes work from the injector or another worker.
@@ -107,20 +147,20 @@ impl Shared {
         }
         let waker = borrowed_waker(slot);
         let mut cx = Context::from_waker(&waker);
+        worker::set_current_task(self, index, id.to_bits());
         // SAFETY: R4: this worker popped the ready task, so it owns meta and the stage,
         // which the submitter installed (R2).
         let polled = catch_unwind(AssertUnwindSafe(|| unsafe { slot.poll_body(&mut cx) }));
+        worker::set_current_task(self, u32::MAX, u64::MAX);
         match polled {
-            Ok(Poll::Ready(Ok(()))) => self.finish(index, generation, Closed::Ok, &mut |c| {
-                self.ready(c, handoff)
-            }),
+            Ok(Poll::Ready(Ok(()))) => self.body_returned(index, generation, None, handoff),
             Ok(Poll::Ready(Err(error))) => {
                 let error = TaskError::Failed {
                     task: id,
                     name: self.slot_name(index),
                     error: error.into(),
                 };
-                self.fail(index, generation, error, &mut |c| self.ready(c, handoff));
+                self.body_returned(index, generation, Some(error), handoff);
             }
             Ok(Poll::Pending) => {
                 if let Err(_notified) = slot.run_state.compare_exchange(
@@ -142,8 +182,48 @@ impl Shared {
                     name: self.slot_name(index),
                     message,
                 };
-                self.fail(index, generation, error, &mut |c| self.ready(c, handoff));
+                self.body_returned(index, generation, Some(error), handoff);
             }
+        }
+    }
+
+    /// The body finished (with an output, or with `error`): finish the task now, or,
+    /// if completion tokens are outstanding, leave that to the last of them (R11).
+    fn body_returned(
+        &self,
+        index: u32,
+        generation: u32,
+        error: Option<TaskError>,
+        handoff: &mut Option<u32>,
+    ) {
+        let slot = &self.window.slots[index as usize];
+        let mut on_ready = |c| self.ready(c, handoff);
+        if slot.deferred.load(Ordering::Acquire) == BODY {
+            // No token outstanding, and only the body (which has returned) makes them.
+            match error {
+                None => self.finish(index, generation, Closed::Ok, &mut on_ready),
+                Some(error) => self.fail(index, generation, error, &mut on_ready),
+            }
+            return;
+        }
+        // SAFETY: R4: the body's worker owns meta until it clears BODY below.
+        if let Some(deadline) = slot.meta.with(|meta| unsafe { (*meta).deadline }) {
+            self.monitor.add_deadline(
+                std::time::Instant::now() + deadline,
+                TaskId::new(index, generation),
+            );
+        }
+        if let Some(error) = error {
+            // SAFETY: R4: the body's worker still owns the stage and meta until it clears
+            // BODY below, which publishes the error to the finisher (R11).
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { slot.drop_body() }));
+            // SAFETY: as above.
+            slot.meta
+                .with_mut(|meta| unsafe { (*meta).error = Some(error) });
+        }
+        if slot.deferred.fetch_and(!BODY, Ordering::AcqRel) == BODY {
+            // Every token reported while the body ran: finishing is ours (R11).
+            self.finish_deferred(index, &mut on_ready);
         }
     }
 
@@ -256,6 +336,7 @@ impl Shared {
     pub(crate) fn stop_workers(&self) {
         self.stop_submissions(lifecycle::STOPPING);
         self.sleep.notify_all();
+        self.monitor.stop();
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -277,6 +358,11 @@ impl Shared {
     /// only a task whose producers have all finished is cancelled, and cancelling it
     /// readies its consumers, so no fan-out list is walked after its consumer finished.
     pub(crate) fn cancel_outstanding(&self) {
+        // Completions that already arrived count: apply them first.
+        while self.mailbox.drain(usize::MAX, |c| {
+            self.process_completion(c, &mut |index| self.schedule(index))
+        }) != Some(0)
+        {}
         let mut cancellable = Vec::new();
         for (index, slot) in self.window.slots.iter().enumerate() {
             // Generation first: if the slot is reclaimed after, `fanout_state` says Stale.
@@ -290,6 +376,12 @@ impl Shared {
         }
         while let Some((index, generation)) = cancellable.pop() {
             let slot = &self.window.slots[index as usize];
+            // R11: cut the task so late tokens only release; skip it if its last token
+            // finished it meanwhile (reports are processed inline once stopping).
+            let before = slot.deferred.fetch_or(CUT, Ordering::AcqRel);
+            if before & (BODY | CUT | COUNT) == 0 || before & CUT != 0 {
+                continue;
+            }
             slot.run_state.store(run_state::DONE, Ordering::Release);
             drop(slot.take_dep_failure());
             let id = TaskId::new(index, generation);

@@ -6,6 +6,7 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use crate::Runtime;
 use crate::block_on::block_on;
@@ -32,6 +33,7 @@ const WINDOW_RETRIES: u32 = 32;
 pub struct Submit<'rt, T, B> {
     runtime: &'rt Runtime,
     name: Option<Cow<'static, str>>,
+    deadline: Option<Duration>,
     deps: DepList,
     body: B,
     output: PhantomData<fn() -> T>,
@@ -46,6 +48,7 @@ where
         Submit {
             runtime,
             name: None,
+            deadline: None,
             deps: DepList::default(),
             body,
             output: PhantomData,
@@ -60,6 +63,14 @@ where
     /// Names the task (shown in errors and diagnostics).
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Gives the task's deferred completions (see [`defer`](crate::defer)) at most
+    /// `deadline` after its body returned; if tokens are still outstanding then, the
+    /// task fails with [`TaskError::Stalled`](crate::TaskError::Stalled) naming them.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -174,7 +185,16 @@ where
         let deps = submit.deps.finish();
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
-        let id = unsafe { spawn_in_slot(&shared, index, submit.body, submit.name, deps) };
+        let id = unsafe {
+            spawn_in_slot(
+                &shared,
+                index,
+                submit.body,
+                submit.name,
+                submit.deadline,
+                deps,
+            )
+        };
         shared.end_submit();
         Poll::Ready(Task::new(shared, id))
     }
@@ -191,6 +211,7 @@ pub(crate) unsafe fn spawn_in_slot<T, B>(
     index: u32,
     body: B,
     name: Option<Cow<'static, str>>,
+    deadline: Option<Duration>,
     deps: &[TaskId],
 ) -> TaskId
 where
@@ -206,12 +227,15 @@ where
             let meta = &mut *meta;
             meta.name = name;
             meta.error = None;
+            meta.deadline = deadline;
             meta.vtable = Some(slot.storage.with_mut(|storage| install(storage, body)));
         });
         slot.prepare_edges(deps.len());
     }
     slot.run_state
         .store(run_state::RUNNING, crate::sync::Ordering::Relaxed);
+    slot.deferred
+        .store(crate::deferred::BODY, crate::sync::Ordering::Relaxed);
     slot.fan_in
         .store(1 + deps.len() as u32, crate::sync::Ordering::Relaxed);
     // Execution + handle (R10); Release publishes the fields above to acquirers by id.

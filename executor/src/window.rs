@@ -107,6 +107,11 @@ impl Window {
         fence(Ordering::SeqCst);
     }
 
+    /// Whether submitters are waiting for a slot.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiter_count.load(Ordering::SeqCst) > 0
+    }
+
     /// Wakes every waiting submitter (used by `push` and by shutdown).
     pub(crate) fn wake_waiters(&self) {
         let woken = {

@@ -15,6 +15,8 @@ struct Context {
     shared: *const Shared,
     index: usize,
     local: Worker<u32>,
+    /// The slot whose body this worker is polling (`u32::MAX`: none), for `defer`.
+    current_task: Cell<u32>,
 }
 
 thread_local! {
@@ -38,6 +40,40 @@ pub(crate) fn push_local(shared: &Shared, index: u32) -> bool {
     })
 }
 
+/// The runtime and slot of the task body running on this thread, if any.
+pub(crate) fn current_task() -> Option<(Arc<Shared>, u32)> {
+    CURRENT.with(|current| {
+        // SAFETY: as in `push_local`.
+        let ctx = unsafe { current.get().as_ref() }?;
+        let index = ctx.current_task.get();
+        if index == u32::MAX {
+            return None;
+        }
+        // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker holds for
+        // its whole life; the new count is owned by the returned `Arc`.
+        let shared = unsafe {
+            Arc::increment_strong_count(ctx.shared);
+            Arc::from_raw(ctx.shared)
+        };
+        Some((shared, index))
+    })
+}
+
+/// Marks which task body this worker thread is polling (for `defer` and the
+/// watchdog); `u32::MAX` / `u64::MAX` when it stops.
+#[inline]
+pub(crate) fn set_current_task(shared: &Shared, index: u32, id_bits: u64) {
+    CURRENT.with(|current| {
+        // SAFETY: as in `push_local`.
+        if let Some(ctx) = unsafe { current.get().as_ref() } {
+            ctx.current_task.set(index);
+            shared.worker_states[ctx.index]
+                .running
+                .store(id_bits, Ordering::Relaxed);
+        }
+    });
+}
+
 /// Whether the calling thread is one of `shared`'s workers.
 pub(crate) fn is_worker_of(shared: &Shared) -> bool {
     CURRENT.with(|current| {
@@ -45,6 +81,9 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
         unsafe { current.get().as_ref() }.is_some_and(|ctx| std::ptr::eq(ctx.shared, shared))
     })
 }
+
+/// Tasks a busy worker runs between looks at the completion mailbox.
+const DRAIN_EVERY: u32 = 64;
 
 /// Rounds of looking for work with a spin hint, then with a yield, before sleeping.
 const SPIN_ROUNDS: u32 = 64;
@@ -74,6 +113,7 @@ fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<u32>) {
         shared: Arc::as_ptr(&shared),
         index,
         local,
+        current_task: Cell::new(u32::MAX),
     };
     CURRENT.with(|current| current.set(&ctx));
     work_loop(&shared, &ctx);
@@ -88,7 +128,17 @@ fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<u32>) {
 fn work_loop(shared: &Shared, ctx: &Context) {
     let mut handoff = None;
     let mut idle_rounds = 0;
+    let mut since_drain = 0u32;
     loop {
+        // Completions first when idle, and every so often when busy, so deferred
+        // tasks are never starved by a long local chain.
+        if (handoff.is_none() || since_drain >= DRAIN_EVERY) && !shared.mailbox.is_empty() {
+            since_drain = 0;
+            if shared.drain_mailbox(&mut handoff) {
+                shared.worker_states[ctx.index].advance();
+            }
+        }
+        since_drain += 1;
         if let Some(index) = handoff
             .take()
             .or_else(|| ctx.local.pop())
@@ -99,6 +149,7 @@ fn work_loop(shared: &Shared, ctx: &Context) {
                 return;
             }
             shared.run(index, &mut handoff);
+            shared.worker_states[ctx.index].advance();
             continue;
         }
         if shared.is_stopping() {

@@ -62,6 +62,52 @@ pub(crate) enum Fanout {
     Stale,
 }
 
+/// The first of several errors reported concurrently for one task; later ones are
+/// dropped. Written before the decrement that may finish the task, taken by the
+/// finisher.
+pub(crate) struct FirstError(AtomicPtr<TaskError>);
+
+impl FirstError {
+    fn new() -> Self {
+        FirstError(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    /// Records `error` unless one is already recorded.
+    pub(crate) fn record(&self, error: impl FnOnce() -> TaskError) {
+        if !self.0.load(Ordering::Acquire).is_null() {
+            return;
+        }
+        let boxed = Box::into_raw(Box::new(error()));
+        if self
+            .0
+            .compare_exchange(
+                std::ptr::null_mut(),
+                boxed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // SAFETY: `boxed` was never published; we still own it.
+            drop(unsafe { Box::from_raw(boxed) });
+        }
+    }
+
+    /// Takes the recorded error, if any.
+    pub(crate) fn take(&self) -> Option<TaskError> {
+        let ptr = self.0.swap(std::ptr::null_mut(), Ordering::Acquire);
+        // SAFETY: a non-null pointer came from `Box::into_raw` in `record`, and the swap
+        // makes this the only taker.
+        (!ptr.is_null()).then(|| *unsafe { Box::from_raw(ptr) })
+    }
+}
+
+impl Drop for FirstError {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
 /// One link of a producer's consumer list, owned by the consumer (rule R8).
 #[derive(Debug)]
 pub(crate) struct EdgeNode {
@@ -83,6 +129,8 @@ pub(crate) struct Meta {
     pub(crate) vtable: Option<&'static BodyVTable>,
     /// Why the task failed, written before its list closes as `CLOSED_FAILED`.
     pub(crate) error: Option<TaskError>,
+    /// How long deferred completions may take after the body returned.
+    pub(crate) deadline: Option<std::time::Duration>,
 }
 
 /// A task slot. Never moves once the window is built.
@@ -98,8 +146,12 @@ pub(crate) struct Slot {
     pub(crate) run_state: AtomicU8,
     /// Free-list link (meaningful only while free).
     pub(crate) next_free: AtomicU32,
-    /// First failed producer's error, boxed (rule R3: written before the fan-in decrement).
-    dep_failure: AtomicPtr<TaskError>,
+    /// First failed producer's error (rule R3: recorded before the fan-in decrement).
+    dep_failure: FirstError,
+    /// Outstanding completion tokens, `BODY` and `CUT` (rule R11, `crate::deferred`).
+    pub(crate) deferred: AtomicU32,
+    /// First failed or dropped token's error (R11: recorded before the count decrement).
+    token_error: FirstError,
     pub(crate) join_waker: AtomicWaker,
     pub(crate) meta: UnsafeCell<Meta>,
     edges: [EdgeNode; INLINE_EDGES],
@@ -145,7 +197,9 @@ impl Slot {
             fan_in: AtomicU32::new(0),
             run_state: AtomicU8::new(run_state::DONE),
             next_free: AtomicU32::new(u32::MAX),
-            dep_failure: AtomicPtr::new(std::ptr::null_mut()),
+            dep_failure: FirstError::new(),
+            deferred: AtomicU32::new(0),
+            token_error: FirstError::new(),
             join_waker: AtomicWaker::new(),
             meta: UnsafeCell::new(Meta::default()),
             edges: std::array::from_fn(|_| EdgeNode::new()),
@@ -384,34 +438,23 @@ impl Slot {
 
     /// Records a producer's failure for this consumer; the first one wins (R3).
     pub(crate) fn record_dep_failure(&self, error: &TaskError) {
-        if !self.dep_failure.load(Ordering::Acquire).is_null() {
-            return;
-        }
-        let boxed = Box::into_raw(Box::new(error.clone()));
-        if self
-            .dep_failure
-            .compare_exchange(
-                std::ptr::null_mut(),
-                boxed,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
-            // SAFETY: `boxed` was never published; we still own it.
-            drop(unsafe { Box::from_raw(boxed) });
-        }
+        self.dep_failure.record(|| error.clone());
     }
 
     /// Takes the recorded dependency failure, if any (the running worker, R4, or the
     /// reclaimer, R6).
     pub(crate) fn take_dep_failure(&self) -> Option<TaskError> {
-        let ptr = self
-            .dep_failure
-            .swap(std::ptr::null_mut(), Ordering::Acquire);
-        // SAFETY: a non-null pointer came from `Box::into_raw` in `record_dep_failure`
-        // and the swap makes this the only taker.
-        (!ptr.is_null()).then(|| *unsafe { Box::from_raw(ptr) })
+        self.dep_failure.take()
+    }
+
+    /// Records a token's failure; the first one wins (R11).
+    pub(crate) fn record_token_error(&self, error: TaskError) {
+        self.token_error.record(|| error);
+    }
+
+    /// Takes the recorded token failure (the finisher, R11, or the reclaimer, R6).
+    pub(crate) fn take_token_error(&self) -> Option<TaskError> {
+        self.token_error.take()
     }
 }
 
@@ -429,11 +472,5 @@ pub(crate) unsafe fn walk(slots: &[Slot], mut node: u64, mut visit: impl FnMut(u
             .load(Ordering::Relaxed);
         visit(consumer);
         node = next;
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        drop(self.take_dep_failure());
     }
 }

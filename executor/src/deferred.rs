@@ -1,0 +1,290 @@
+//! Deferred completions: a body takes [`CompletionToken`]s with [`defer`]; the task
+//! completes once its body has returned *and* every token has completed. Tokens
+//! report through the runtime's [`Mailbox`](crate::mailbox::Mailbox); a worker drains
+//! it and runs the normal completion path (DESIGN.md §6).
+//!
+//! # The `deferred` word (rule R11)
+//!
+//! Each slot's `deferred: AtomicU32` holds the number of outstanding tokens, plus
+//! `BODY` while the body has not returned and `CUT` once the task was finished early
+//! (deadline, watchdog, cancellation). Exactly one thread finishes a task:
+//!
+//! - the worker whose body returns and finds no token outstanding (`deferred == BODY`:
+//!   only the body creates tokens, so none can appear; no RMW on this fast path), or
+//!   whose `fetch_and(!BODY)` finds the count already at zero;
+//! - the thread processing the token message whose `fetch_sub` takes the word from
+//!   exactly 1 to 0 (body returned, not cut);
+//! - the thread whose `fetch_or(CUT)` finds the body returned and tokens outstanding.
+//!
+//! The finisher has exclusive access to `meta` (like R4). A body error is written to
+//! `meta.error` before `BODY` is cleared (Release), token errors are recorded in the
+//! slot's `token_error` before the count is decremented, so the finisher sees every
+//! condition reported for the task before it completes it. Each token holds a slot
+//! reference (R10) until its message has been processed, so a task cut early keeps
+//! its slot until its late tokens have reported.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::error::TaskError;
+use crate::shared::Shared;
+use crate::sync::{Arc, Ordering};
+use crate::task::{BoxError, TaskId};
+use crate::worker;
+
+/// `deferred` bit: the body has not returned yet.
+pub(crate) const BODY: u32 = 1 << 30;
+/// `deferred` bit: the task was finished early; late tokens only release.
+pub(crate) const CUT: u32 = 1 << 31;
+/// `deferred` bits counting outstanding tokens.
+pub(crate) const COUNT: u32 = BODY - 1;
+
+/// What a token reports.
+pub(crate) enum Outcome {
+    Done,
+    Failed(BoxError),
+    Dropped,
+}
+
+/// One mailbox message: token `key` of the task in slot `index` reports `outcome`.
+pub(crate) struct Completion {
+    pub(crate) key: u32,
+    pub(crate) index: u32,
+    pub(crate) outcome: Outcome,
+}
+
+/// What the runtime remembers about an outstanding token (for errors and the watchdog).
+pub(crate) struct TokenRecord {
+    pub(crate) task: TaskId,
+    pub(crate) description: Cow<'static, str>,
+}
+
+/// Defers the completion of the task whose body is running on this thread: the task
+/// completes only when its body has returned and this token (and every other one it
+/// took) has completed.
+///
+/// # Panics
+/// When called outside a task body (see [`try_defer`]).
+///
+/// ```
+/// use taskweave_executor::{Runtime, defer};
+/// let rt = Runtime::builder().workers(1).build();
+/// let task = rt
+///     .task(|| {
+///         let token = defer("dma: copy tile 0");
+///         // Any thread may complete the token later.
+///         std::thread::spawn(move || token.complete());
+///         7
+///     })
+///     .submit_blocking();
+/// assert_eq!(task.wait_blocking().unwrap(), 7);
+/// ```
+pub fn defer(description: impl Into<Cow<'static, str>>) -> CompletionToken {
+    match try_defer(description) {
+        Ok(token) => token,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// [`defer`], with an error instead of a panic outside a task body.
+pub fn try_defer(description: impl Into<Cow<'static, str>>) -> Result<CompletionToken, NotInTask> {
+    let (shared, index) = worker::current_task().ok_or(NotInTask)?;
+    let slot = &shared.window.slots[index as usize];
+    let task = TaskId::new(index, slot.generation());
+    // The body runs on this thread (BODY is set): the count cannot reach zero under us.
+    slot.deferred.fetch_add(1, Ordering::Relaxed);
+    slot.acquire_more();
+    let key = shared
+        .tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(TokenRecord {
+            task,
+            description: description.into(),
+        });
+    Ok(CompletionToken {
+        shared,
+        key: key as u32,
+        index,
+        reported: false,
+    })
+}
+
+/// `defer` was called outside a task body.
+#[derive(Clone, Copy, Debug, thiserror::Error)]
+#[error("taskweave: defer() must be called from inside a task body running on a taskweave worker")]
+pub struct NotInTask;
+
+/// A promise that a task's completion will be reported later, possibly from another
+/// thread. Complete it with [`complete`](CompletionToken::complete) or
+/// [`fail`](CompletionToken::fail); both consume it, so it reports at most once.
+/// Dropping it unreported fails its task with [`TaskError::TokenDropped`].
+#[must_use = "a token dropped without completing fails its task"]
+pub struct CompletionToken {
+    shared: Arc<Shared>,
+    key: u32,
+    index: u32,
+    reported: bool,
+}
+
+impl CompletionToken {
+    /// Reports success.
+    pub fn complete(mut self) {
+        self.report(Outcome::Done);
+    }
+
+    /// Reports failure: the task fails with [`TaskError::TokenFailed`] carrying `error`
+    /// and this token's description.
+    pub fn fail(mut self, error: impl Into<BoxError>) {
+        self.report(Outcome::Failed(error.into()));
+    }
+
+    /// The task this token belongs to.
+    pub fn task(&self) -> TaskId {
+        let tokens = self.shared.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .get(self.key as usize)
+            .map_or(TaskId::INVALID, |record| record.task)
+    }
+
+    fn report(&mut self, outcome: Outcome) {
+        self.reported = true;
+        self.shared.post_completion(Completion {
+            key: self.key,
+            index: self.index,
+            outcome,
+        });
+    }
+}
+
+impl Drop for CompletionToken {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.report(Outcome::Dropped);
+        }
+    }
+}
+
+impl fmt::Debug for CompletionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionToken")
+            .field("key", &self.key)
+            .field("slot", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Sends a token's report to the scheduler. After the workers stopped, processes
+    /// it on the calling thread instead, so nothing waits on a drainer that is gone.
+    pub(crate) fn post_completion(&self, completion: Completion) {
+        if self.is_stopping() {
+            self.process_completion(completion, &mut |index| self.schedule(index));
+            return;
+        }
+        self.mailbox.push(completion);
+        self.sleep.notify_one();
+    }
+
+    /// Drains a batch of token reports on a worker; the first task they make ready
+    /// may come back in `handoff`. Returns whether anything was drained.
+    pub(crate) fn drain_mailbox(&self, handoff: &mut Option<u32>) -> bool {
+        let drained = self.mailbox.drain(256, |completion| {
+            self.process_completion(completion, &mut |c| match handoff {
+                None => *handoff = Some(c),
+                Some(_) => self.schedule(c),
+            })
+        });
+        matches!(drained, Some(n) if n > 0)
+    }
+
+    /// Applies one token report (R11).
+    pub(crate) fn process_completion(&self, completion: Completion, on_ready: &mut dyn FnMut(u32)) {
+        let Completion {
+            key,
+            index,
+            outcome,
+        } = completion;
+        let record = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_remove(key as usize);
+        let slot = &self.window.slots[index as usize];
+        if let Some(record) = record {
+            let error = match outcome {
+                Outcome::Done => None,
+                Outcome::Failed(error) => Some(TaskError::TokenFailed {
+                    task: record.task,
+                    name: self.slot_name(index),
+                    token: record.description,
+                    error: error.into(),
+                }),
+                Outcome::Dropped => Some(TaskError::TokenDropped {
+                    task: record.task,
+                    name: self.slot_name(index),
+                    token: record.description,
+                }),
+            };
+            if let Some(error) = error {
+                slot.record_token_error(error);
+            }
+            if slot.deferred.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.finish_deferred(index, on_ready);
+            }
+        }
+        // The token's reference (R10, R11).
+        self.release(index);
+    }
+
+    /// Finishes a task whose body returned and whose tokens all reported (R11: the
+    /// caller won the right to finish it).
+    pub(crate) fn finish_deferred(&self, index: u32, on_ready: &mut dyn FnMut(u32)) {
+        let slot = &self.window.slots[index as usize];
+        let generation = slot.generation();
+        // SAFETY: R11: the finisher owns meta.
+        let body_failed = slot.meta.with(|meta| unsafe { (*meta).error.is_some() });
+        match slot.take_token_error() {
+            _ if body_failed => {
+                self.finish(index, generation, crate::task::Closed::Failed, on_ready)
+            }
+            Some(error) => self.fail(index, generation, error, on_ready),
+            None => self.finish(index, generation, crate::task::Closed::Ok, on_ready),
+        }
+    }
+
+    /// Finishes a task early with `error` if its body returned and tokens are still
+    /// outstanding (deadline or watchdog). Returns whether it did.
+    pub(crate) fn cut(
+        &self,
+        id: TaskId,
+        error: impl FnOnce() -> TaskError,
+        on_ready: &mut dyn FnMut(u32),
+    ) -> bool {
+        let slot = &self.window.slots[id.index() as usize];
+        if !slot.try_acquire(id.generation()) {
+            return false;
+        }
+        let deferred = slot.deferred.load(Ordering::Acquire);
+        let mut cut = false;
+        if deferred & (BODY | CUT) == 0 && deferred & COUNT != 0 {
+            let before = slot.deferred.fetch_or(CUT, Ordering::AcqRel);
+            if before & (BODY | CUT) == 0 && before & COUNT != 0 {
+                // R11: we won; the tokens still out will only release their references.
+                self.fail(id.index(), id.generation(), error(), on_ready);
+                cut = true;
+            }
+        }
+        self.release(id.index());
+        cut
+    }
+
+    /// Descriptions of the tokens task `id` still waits for.
+    pub(crate) fn outstanding_tokens(&self) -> Vec<(TaskId, String)> {
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .iter()
+            .map(|(_, record)| (record.task, record.description.to_string()))
+            .collect()
+    }
+}

@@ -1,0 +1,327 @@
+//! The monitor thread: per-task deadlines for deferred completions, and the
+//! watchdog that reports what is stuck when nothing has made progress for a while
+//! (DESIGN.md §6).
+//!
+//! Progress is counted per worker (tasks polled, completions drained) in padded
+//! counters that only their worker writes, so watching costs the hot path one
+//! relaxed store per task and no shared cache line.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::error::TaskError;
+use crate::shared::Shared;
+use crate::sync::{Arc, AtomicU64, Condvar, Mutex, Ordering};
+use crate::task::TaskId;
+
+/// One worker's progress, written only by that worker.
+#[repr(align(128))]
+pub(crate) struct WorkerState {
+    /// Tasks polled plus completions drained, ever.
+    pub(crate) progress: AtomicU64,
+    /// Bits of the `TaskId` whose body the worker is polling, or `u64::MAX`.
+    pub(crate) running: AtomicU64,
+}
+
+impl WorkerState {
+    pub(crate) fn new() -> Self {
+        WorkerState {
+            progress: AtomicU64::new(0),
+            running: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Counts one step of progress (single writer: no RMW needed).
+    #[inline]
+    pub(crate) fn advance(&self) {
+        self.progress.store(
+            self.progress.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// What the watchdog found stuck.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stall {
+    /// A task's body returned but it still waits for deferred completions. The
+    /// watchdog fails it with [`TaskError::Stalled`], so its handle reports this too.
+    DeferredToken {
+        /// The task.
+        task: TaskId,
+        /// Its name.
+        name: Option<String>,
+        /// The outstanding tokens' descriptions.
+        tokens: Vec<String>,
+    },
+    /// A worker has been inside one task body for the whole stall: the body blocks
+    /// the worker (it should await, or hand blocking work to another thread).
+    BlockedWorker {
+        /// The worker's index.
+        worker: usize,
+        /// The task whose body it is running.
+        task: TaskId,
+        /// Its name.
+        name: Option<String>,
+    },
+    /// Ready tasks are queued but no worker ran any of them.
+    ReadyNotRunning {
+        /// How many are queued.
+        queued: usize,
+    },
+    /// Submitters wait for a free slot and none was freed.
+    WindowFull {
+        /// The window size.
+        window: usize,
+    },
+}
+
+/// The watchdog's report: everything it found stuck after `stalled_for` without
+/// progress.
+#[derive(Clone, Debug)]
+pub struct StallReport {
+    /// How long nothing had made progress.
+    pub stalled_for: Duration,
+    /// What is stuck, by class.
+    pub stalls: Vec<Stall>,
+}
+
+impl fmt::Display for StallReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "taskweave watchdog: no progress for {:?}",
+            self.stalled_for
+        )?;
+        for stall in &self.stalls {
+            match stall {
+                Stall::DeferredToken { task, name, tokens } => writeln!(
+                    f,
+                    "  task {task} {} waits for deferred completion(s): {}",
+                    show(name),
+                    tokens.join(", ")
+                )?,
+                Stall::BlockedWorker { worker, task, name } => writeln!(
+                    f,
+                    "  worker {worker} is blocked inside the body of task {task} {}",
+                    show(name)
+                )?,
+                Stall::ReadyNotRunning { queued } => {
+                    writeln!(f, "  {queued} ready task(s) queued but no worker runs them")?
+                }
+                Stall::WindowFull { window } => {
+                    writeln!(f, "  submitters wait for a slot: all {window} are held")?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn show(name: &Option<String>) -> String {
+    name.as_ref()
+        .map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"))
+}
+
+/// The callback that receives stall reports.
+pub(crate) type StallHandler = Arc<dyn Fn(&StallReport) + Send + Sync>;
+
+struct MonitorState {
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    stopping: bool,
+}
+
+/// The monitor's shared state and configuration.
+pub(crate) struct Monitor {
+    state: Mutex<MonitorState>,
+    wake: Condvar,
+    stall_after: Option<Duration>,
+    on_stall: Option<StallHandler>,
+}
+
+impl Monitor {
+    pub(crate) fn new(stall_after: Option<Duration>, on_stall: Option<StallHandler>) -> Self {
+        Monitor {
+            state: Mutex::new(MonitorState {
+                deadlines: BinaryHeap::new(),
+                stopping: false,
+            }),
+            wake: Condvar::new(),
+            stall_after,
+            on_stall,
+        }
+    }
+
+    /// Arms a deadline: if task `id` still waits for tokens at `at`, it fails.
+    pub(crate) fn add_deadline(&self, at: Instant, id: TaskId) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.deadlines.push(Reverse((at, id.to_bits())));
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stopping = true;
+        self.wake.notify_one();
+    }
+}
+
+/// The monitor thread's loop.
+pub(crate) fn run_monitor(shared: Arc<Shared>) {
+    let monitor = &shared.monitor;
+    let tick = monitor
+        .stall_after
+        .map(|d| (d / 4).max(Duration::from_millis(1)));
+    let mut last_progress = total_progress(&shared);
+    let mut last_change = Instant::now();
+    let mut reported = false;
+    let mut state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if state.stopping {
+            return;
+        }
+        let now = Instant::now();
+        let next_deadline = state.deadlines.peek().map(|Reverse((at, _))| *at);
+        let wait = match (next_deadline, tick) {
+            (Some(at), Some(tick)) => Some(at.saturating_duration_since(now).min(tick)),
+            (Some(at), None) => Some(at.saturating_duration_since(now)),
+            (None, tick) => tick,
+        };
+        state = match wait {
+            Some(wait) => {
+                monitor
+                    .wake
+                    .wait_timeout(state, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => monitor.wake.wait(state).unwrap_or_else(|e| e.into_inner()),
+        };
+        if state.stopping {
+            return;
+        }
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, bits))) = state.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            state.deadlines.pop();
+            due.push(bits);
+        }
+        drop(state);
+        for bits in due {
+            expire_deadline(&shared, bits);
+        }
+        if let Some(stall_after) = monitor.stall_after {
+            let progress = total_progress(&shared);
+            if progress != last_progress {
+                last_progress = progress;
+                last_change = now;
+                reported = false;
+            } else if !reported && now.duration_since(last_change) >= stall_after {
+                if let Some(report) = stall_report(&shared, now.duration_since(last_change)) {
+                    reported = true;
+                    match &monitor.on_stall {
+                        Some(handler) => handler(&report),
+                        None => eprint!("{report}"),
+                    }
+                }
+            }
+        }
+        state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+fn total_progress(shared: &Shared) -> u64 {
+    shared
+        .worker_states
+        .iter()
+        .map(|w| w.progress.load(Ordering::Relaxed))
+        .fold(0, u64::wrapping_add)
+}
+
+fn tokens_by_task(shared: &Shared) -> BTreeMap<TaskId, Vec<String>> {
+    let mut by_task: BTreeMap<TaskId, Vec<String>> = BTreeMap::new();
+    for (task, description) in shared.outstanding_tokens() {
+        by_task.entry(task).or_default().push(description);
+    }
+    by_task
+}
+
+fn expire_deadline(shared: &Shared, bits: u64) {
+    let id = task_id_from_bits(bits);
+    let waiting_for = tokens_by_task(shared)
+        .remove(&id)
+        .map(|t| t.join(", "))
+        .unwrap_or_default();
+    let waited = shared.deadline_of(id).unwrap_or_default();
+    shared.cut(
+        id,
+        || TaskError::Stalled {
+            task: id,
+            name: shared.name_of(id),
+            waiting_for,
+            waited,
+        },
+        &mut |index| shared.schedule(index),
+    );
+}
+
+fn task_id_from_bits(bits: u64) -> TaskId {
+    TaskId::new(bits as u32, (bits >> 32) as u32)
+}
+
+/// Builds the report of what is stuck, and fails the tasks stuck on tokens; `None`
+/// when nothing is outstanding (an idle runtime is not stalled).
+fn stall_report(shared: &Shared, stalled_for: Duration) -> Option<StallReport> {
+    let mut stalls = Vec::new();
+    for (task, tokens) in tokens_by_task(shared) {
+        let name = shared.name_of(task).map(Cow::into_owned);
+        let waiting_for = tokens.join(", ");
+        let cut = shared.cut(
+            task,
+            || TaskError::Stalled {
+                task,
+                name: shared.name_of(task),
+                waiting_for,
+                waited: stalled_for,
+            },
+            &mut |index| shared.schedule(index),
+        );
+        if cut {
+            stalls.push(Stall::DeferredToken { task, name, tokens });
+        }
+    }
+    for (worker, state) in shared.worker_states.iter().enumerate() {
+        let running = state.running.load(Ordering::Relaxed);
+        if running != u64::MAX {
+            let task = task_id_from_bits(running);
+            stalls.push(Stall::BlockedWorker {
+                worker,
+                task,
+                name: shared.name_of(task).map(Cow::into_owned),
+            });
+        }
+    }
+    let queued = shared.injector.len() + shared.stealers.iter().map(|s| s.len()).sum::<usize>();
+    if queued > 0 {
+        stalls.push(Stall::ReadyNotRunning { queued });
+    }
+    if shared.window.has_waiters() {
+        stalls.push(Stall::WindowFull {
+            window: shared.window.len(),
+        });
+    }
+    (!stalls.is_empty()).then_some(StallReport {
+        stalled_for,
+        stalls,
+    })
+}
