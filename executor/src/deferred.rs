@@ -28,7 +28,7 @@ use std::fmt;
 
 use crate::error::TaskError;
 use crate::shared::Shared;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, AtomicU32, Ordering};
 use crate::task::{BoxError, TaskId};
 use crate::worker;
 
@@ -38,6 +38,31 @@ pub(crate) const BODY: u32 = 1 << 30;
 pub(crate) const CUT: u32 = 1 << 31;
 /// `deferred` bits counting outstanding tokens.
 pub(crate) const COUNT: u32 = BODY - 1;
+
+/// The body returned: whether this thread now finishes the task (R11). The load
+/// avoids an RMW on the common path where the body took no token.
+pub(crate) fn body_return_finishes(deferred: &AtomicU32) -> bool {
+    deferred.load(Ordering::Acquire) == BODY || deferred.fetch_and(!BODY, Ordering::AcqRel) == BODY
+}
+
+/// A token reported: whether this thread now finishes the task (R11).
+pub(crate) fn token_report_finishes(deferred: &AtomicU32) -> bool {
+    deferred.fetch_sub(1, Ordering::AcqRel) == 1
+}
+
+/// A deadline or the watchdog wants to finish the task early: whether this thread
+/// does (only if the body returned and tokens are still out, R11).
+pub(crate) fn cut_wins(deferred: &AtomicU32) -> bool {
+    let waiting = |word: u32| word & (BODY | CUT) == 0 && word & COUNT != 0;
+    waiting(deferred.load(Ordering::Acquire)) && waiting(deferred.fetch_or(CUT, Ordering::AcqRel))
+}
+
+/// The cancel sweep (workers gone) wants to finish the task: whether it does. It
+/// loses only if the task already finished or was cut (R7, R11).
+pub(crate) fn cancel_wins(deferred: &AtomicU32) -> bool {
+    let before = deferred.fetch_or(CUT, Ordering::AcqRel);
+    before & CUT == 0 && before & (BODY | COUNT) != 0
+}
 
 /// What a token reports.
 pub(crate) enum Outcome {
@@ -229,7 +254,7 @@ impl Shared {
             if let Some(error) = error {
                 slot.record_token_error(error);
             }
-            if slot.deferred.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if token_report_finishes(&slot.deferred) {
                 self.finish_deferred(index, on_ready);
             }
         }
@@ -265,15 +290,10 @@ impl Shared {
         if !slot.try_acquire(id.generation()) {
             return false;
         }
-        let deferred = slot.deferred.load(Ordering::Acquire);
-        let mut cut = false;
-        if deferred & (BODY | CUT) == 0 && deferred & COUNT != 0 {
-            let before = slot.deferred.fetch_or(CUT, Ordering::AcqRel);
-            if before & (BODY | CUT) == 0 && before & COUNT != 0 {
-                // R11: we won; the tokens still out will only release their references.
-                self.fail(id.index(), id.generation(), error(), on_ready);
-                cut = true;
-            }
+        let cut = cut_wins(&slot.deferred);
+        if cut {
+            // R11: we won; the tokens still out will only release their references.
+            self.fail(id.index(), id.generation(), error(), on_ready);
         }
         self.release(id.index());
         cut

@@ -87,9 +87,53 @@ impl Graph {
             .is_some()
     }
 
+    /// The body of `id` takes a completion token (as `defer` does).
+    pub fn take_token(&self, id: TaskId) {
+        self.window.slots[id.index() as usize]
+            .deferred
+            .fetch_add(1, crate::sync::Ordering::Relaxed);
+    }
+
+    /// The body of `id` returns: whether this call must finish the task (R11).
+    pub fn body_return(&self, id: TaskId) -> bool {
+        crate::deferred::body_return_finishes(&self.window.slots[id.index() as usize].deferred)
+    }
+
+    /// A token of `id` reports: whether this call must finish the task (R11).
+    pub fn token_report(&self, id: TaskId) -> bool {
+        crate::deferred::token_report_finishes(&self.window.slots[id.index() as usize].deferred)
+    }
+
+    /// A deadline cuts `id`: whether this call must finish the task (R11).
+    pub fn cut(&self, id: TaskId) -> bool {
+        crate::deferred::cut_wins(&self.window.slots[id.index() as usize].deferred)
+    }
+
     /// Current generation of slot `index`.
     pub fn generation(&self, index: u32) -> u32 {
         self.window.slots[index as usize].generation()
+    }
+}
+
+/// The completion mailbox, carrying `(producer, sequence)` pairs.
+pub struct Mailbox(crate::mailbox::Mailbox<(usize, usize)>);
+
+impl Mailbox {
+    /// With `capacity` cells.
+    pub fn new(capacity: usize) -> Self {
+        Mailbox(crate::mailbox::Mailbox::new(capacity))
+    }
+    /// See `mailbox::Mailbox::push`.
+    pub fn push(&self, message: (usize, usize)) {
+        self.0.push(message)
+    }
+    /// See `mailbox::Mailbox::drain`.
+    pub fn drain(&self, max: usize, handle: impl FnMut((usize, usize))) -> Option<usize> {
+        self.0.drain(max, handle)
+    }
+    /// See `mailbox::Mailbox::is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -233,6 +233,7 @@ pub(crate) fn run_monitor(shared: Arc<Shared>) {
                         Some(handler) => handler(&report),
                         None => eprint!("{report}"),
                     }
+                    fail_stuck_tokens(&shared, &report);
                 }
             }
         }
@@ -279,26 +280,13 @@ fn task_id_from_bits(bits: u64) -> TaskId {
     TaskId::new(bits as u32, (bits >> 32) as u32)
 }
 
-/// Builds the report of what is stuck, and fails the tasks stuck on tokens; `None`
-/// when nothing is outstanding (an idle runtime is not stalled).
+/// Builds the report of what is stuck; `None` when nothing is (an idle runtime is
+/// not stalled).
 fn stall_report(shared: &Shared, stalled_for: Duration) -> Option<StallReport> {
     let mut stalls = Vec::new();
     for (task, tokens) in tokens_by_task(shared) {
         let name = shared.name_of(task).map(Cow::into_owned);
-        let waiting_for = tokens.join(", ");
-        let cut = shared.cut(
-            task,
-            || TaskError::Stalled {
-                task,
-                name: shared.name_of(task),
-                waiting_for,
-                waited: stalled_for,
-            },
-            &mut |index| shared.schedule(index),
-        );
-        if cut {
-            stalls.push(Stall::DeferredToken { task, name, tokens });
-        }
+        stalls.push(Stall::DeferredToken { task, name, tokens });
     }
     for (worker, state) in shared.worker_states.iter().enumerate() {
         let running = state.running.load(Ordering::Relaxed);
@@ -324,4 +312,25 @@ fn stall_report(shared: &Shared, stalled_for: Duration) -> Option<StallReport> {
         stalled_for,
         stalls,
     })
+}
+
+/// After the report went out: fails the tasks stuck on deferred completions, so
+/// their handles say what they waited for.
+fn fail_stuck_tokens(shared: &Shared, report: &StallReport) {
+    for stall in &report.stalls {
+        if let Stall::DeferredToken { task, tokens, .. } = stall {
+            let task = *task;
+            let waiting_for = tokens.join(", ");
+            shared.cut(
+                task,
+                || TaskError::Stalled {
+                    task,
+                    name: shared.name_of(task),
+                    waiting_for,
+                    waited: report.stalled_for,
+                },
+                &mut |index| shared.schedule(index),
+            );
+        }
+    }
 }

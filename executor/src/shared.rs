@@ -9,7 +9,7 @@ use crossbeam_deque::{Injector, Steal, Stealer};
 
 use slab::Slab;
 
-use crate::deferred::{BODY, COUNT, CUT, Completion, TokenRecord};
+use crate::deferred::{BODY, Completion, TokenRecord, body_return_finishes, cancel_wins};
 use crate::error::TaskError;
 use crate::id_waiters::IdWaiters;
 use crate::mailbox::Mailbox;
@@ -221,7 +221,7 @@ impl Shared {
             slot.meta
                 .with_mut(|meta| unsafe { (*meta).error = Some(error) });
         }
-        if slot.deferred.fetch_and(!BODY, Ordering::AcqRel) == BODY {
+        if body_return_finishes(&slot.deferred) {
             // Every token reported while the body ran: finishing is ours (R11).
             self.finish_deferred(index, &mut on_ready);
         }
@@ -378,8 +378,7 @@ impl Shared {
             let slot = &self.window.slots[index as usize];
             // R11: cut the task so late tokens only release; skip it if its last token
             // finished it meanwhile (reports are processed inline once stopping).
-            let before = slot.deferred.fetch_or(CUT, Ordering::AcqRel);
-            if before & (BODY | CUT | COUNT) == 0 || before & CUT != 0 {
+            if !cancel_wins(&slot.deferred) {
                 continue;
             }
             slot.run_state.store(run_state::DONE, Ordering::Release);
