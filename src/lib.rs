@@ -17,6 +17,8 @@
 //! assert_eq!(out.unwrap(), 6);
 //! ```
 
+pub mod device;
+
 pub use taskweave_executor::*;
 pub use taskweave_streams as streams;
 

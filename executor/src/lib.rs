@@ -53,4 +53,4 @@ pub use inputs::Inputs;
 pub use monitor::{Stall, StallReport};
 pub use runtime::{DEFAULT_WINDOW, Runtime, RuntimeBuilder};
 pub use submit::{Submission, Submit};
-pub use task::TaskId;
+pub use task::{BoxError, TaskId};

@@ -11,8 +11,8 @@ use std::mem::{MaybeUninit, align_of, size_of};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// The error a body returns, boxed.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The error a fallible body returns, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bytes of body/output storage inside each slot.
 pub(crate) const INLINE_BYTES: usize = 64;

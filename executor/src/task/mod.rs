@@ -73,7 +73,8 @@ mod id;
 mod slot;
 mod waker;
 
-pub(crate) use body::{BoxError, FnBody, install};
+pub use body::BoxError;
+pub(crate) use body::{FnBody, install};
 pub(crate) use graph::{close_and_walk, wire};
 pub use id::TaskId;
 pub(crate) use slot::{Closed, Fanout, MAX_DEPS, MAX_WINDOW, Slot, run_state};
