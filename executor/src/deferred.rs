@@ -212,15 +212,15 @@ impl Shared {
     }
 
     /// Drains a batch of token reports on a worker; the first task they make ready
-    /// may come back in `handoff`. Returns whether anything was drained.
-    pub(crate) fn drain_mailbox(&self, handoff: &mut Option<u32>) -> bool {
+    /// may come back in `handoff`. Returns how many were drained.
+    pub(crate) fn drain_mailbox(&self, handoff: &mut Option<u32>) -> usize {
         let drained = self.mailbox.drain(256, |completion| {
             self.process_completion(completion, &mut |c| match handoff {
                 None => *handoff = Some(c),
                 Some(_) => self.schedule(c),
             })
         });
-        matches!(drained, Some(n) if n > 0)
+        drained.unwrap_or(0)
     }
 
     /// Applies one token report (R11).

@@ -2,9 +2,9 @@
 //! watchdog that reports what is stuck when nothing has made progress for a while
 //! (DESIGN.md §6).
 //!
-//! Progress is counted per worker (tasks polled, completions drained) in padded
-//! counters that only their worker writes, so watching costs the hot path one
-//! relaxed store per task and no shared cache line.
+//! Progress is counted per worker (tasks polled, completions drained) in the padded
+//! counters of `crate::stats`, which only their worker writes, so watching costs the
+//! hot path one relaxed store per task and no shared cache line.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -14,35 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::TaskError;
 use crate::shared::Shared;
-use crate::sync::{Arc, AtomicU64, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, Condvar, Mutex, Ordering};
 use crate::task::TaskId;
-
-/// One worker's progress, written only by that worker.
-#[repr(align(128))]
-pub(crate) struct WorkerState {
-    /// Tasks polled plus completions drained, ever.
-    pub(crate) progress: AtomicU64,
-    /// Bits of the `TaskId` whose body the worker is polling, or `u64::MAX`.
-    pub(crate) running: AtomicU64,
-}
-
-impl WorkerState {
-    pub(crate) fn new() -> Self {
-        WorkerState {
-            progress: AtomicU64::new(0),
-            running: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    /// Counts one step of progress (single writer: no RMW needed).
-    #[inline]
-    pub(crate) fn advance(&self) {
-        self.progress.store(
-            self.progress.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-    }
-}
 
 /// What the watchdog found stuck.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,7 +218,7 @@ fn total_progress(shared: &Shared) -> u64 {
     shared
         .worker_states
         .iter()
-        .map(|w| w.progress.load(Ordering::Relaxed))
+        .map(|w| w.progress.get())
         .fold(0, u64::wrapping_add)
 }
 

@@ -16,9 +16,10 @@ use crate::id_waiters::IdWaiters;
 use crate::inputs::Inputs;
 use crate::mailbox::Mailbox;
 use crate::monitor::Monitor;
-use crate::monitor::{StallHandler, StallReport, WorkerState, run_monitor};
+use crate::monitor::{StallHandler, StallReport, run_monitor};
 use crate::shared::{Shared, lifecycle};
 use crate::sleep::Sleep;
+use crate::stats::{GlobalCounters, Stats, WorkerState};
 use crate::submit::Submit;
 use crate::sync::{Arc, AtomicU8, AtomicUsize, Mutex, thread};
 use crate::task::{BoxError, Fanout, FnBody, MAX_WINDOW, TaskId};
@@ -174,6 +175,8 @@ impl RuntimeBuilder {
             mailbox: Mailbox::new(MAILBOX_CAPACITY),
             monitor: Monitor::new(self.watchdog, self.on_stall.clone()),
             worker_states: (0..self.workers).map(|_| WorkerState::new()).collect(),
+            counters: GlobalCounters::default(),
+            epoch: std::time::Instant::now(),
             tokens: Mutex::new(Slab::new()),
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: AtomicUsize::new(0),
@@ -337,6 +340,13 @@ impl Runtime {
         let slot = self.shared.window.slots.get(id.index() as usize)?;
         slot.try_acquire(id.generation())
             .then(|| TaskWatch::new_acquired(Arc::clone(&self.shared), id))
+    }
+
+    /// A snapshot of the runtime's counters: tasks submitted, completed, failed and
+    /// outstanding, sampled submit cost and ready→start latency, and per worker its
+    /// busy and idle time, steals, sleeps and mailbox drains.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
     }
 
     /// Whether task `id` has finished (completed, failed, cancelled, or stale).

@@ -13,8 +13,9 @@ use crate::deferred::{BODY, Completion, TokenRecord, body_return_finishes, cance
 use crate::error::TaskError;
 use crate::id_waiters::IdWaiters;
 use crate::mailbox::Mailbox;
-use crate::monitor::{Monitor, WorkerState};
+use crate::monitor::Monitor;
 use crate::sleep::Sleep;
+use crate::stats::{GlobalCounters, SAMPLE_EVERY, WorkerState, nanos_since};
 use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering, thread};
 use crate::task::{Closed, Fanout, TaskId, borrowed_waker, close_and_walk, run_state};
 use crate::window::Window;
@@ -43,8 +44,12 @@ pub(crate) struct Shared {
     pub(crate) tokens: Mutex<Slab<TokenRecord>>,
     /// Deadlines and the watchdog.
     pub(crate) monitor: Monitor,
-    /// Per-worker progress and current task, for the watchdog.
+    /// Per-worker progress, current task and counters.
     pub(crate) worker_states: Box<[WorkerState]>,
+    /// Counters written off the workers.
+    pub(crate) counters: GlobalCounters,
+    /// Time zero of the runtime's sampled timestamps.
+    pub(crate) epoch: std::time::Instant,
     pub(crate) lifecycle: AtomicU8,
     /// Submissions in progress (see `begin_submit`).
     pub(crate) submitters: AtomicUsize,
@@ -89,10 +94,69 @@ impl Shared {
     /// Makes a ready task runnable: on this runtime's worker thread it goes to the
     /// local queue, elsewhere to the injector; then a sleeping worker may be woken.
     pub(crate) fn schedule(&self, index: u32) {
+        self.stamp_ready(index);
         if !worker::push_local(self, index) {
             self.injector.push(index);
         }
         self.sleep.notify_one();
+    }
+
+    /// Notes when a sampled task became ready (for the ready→start latency).
+    #[inline]
+    fn stamp_ready(&self, index: u32) {
+        if u64::from(index) % SAMPLE_EVERY == 0 {
+            self.window.slots[index as usize]
+                .ready_at
+                .store(nanos_since(self.epoch).max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Measures a sampled task's ready→start latency as it starts.
+    #[inline]
+    fn measure_start(&self, index: u32) {
+        if u64::from(index) % SAMPLE_EVERY == 0 {
+            let ready_at = self.window.slots[index as usize]
+                .ready_at
+                .swap(0, Ordering::Relaxed);
+            if ready_at != 0 {
+                let latency = nanos_since(self.epoch).saturating_sub(ready_at);
+                self.counters
+                    .latency_ns
+                    .fetch_add(latency, Ordering::Relaxed);
+                self.counters
+                    .latency_samples
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts a finished task on the current worker's counters, or globally.
+    fn count_finished(&self, failed: bool) {
+        match worker::current_index(self) {
+            Some(w) if failed => self.worker_states[w].failed.add(1),
+            Some(w) => self.worker_states[w].completed.add(1),
+            None if failed => {
+                self.counters
+                    .failed_elsewhere
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.counters
+                    .completed_elsewhere
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Tasks submitted and not yet finished, counted in the window.
+    pub(crate) fn count_open_tasks(&self) -> usize {
+        let mut open = 0;
+        let mut from = 0;
+        while let Some((index, _)) = self.first_open_task(from) {
+            open += 1;
+            from = index + 1;
+        }
+        open
     }
 
     /// Re-queues a task whose body was woken while it ran: to the injector, so other
@@ -121,7 +185,10 @@ impl Shared {
             let n = self.stealers.len();
             for k in 1..n {
                 match self.stealers[(me + k) % n].steal() {
-                    Steal::Success(index) => return Some(index),
+                    Steal::Success(index) => {
+                        self.worker_states[me].steals.add(1);
+                        return Some(index);
+                    }
                     Steal::Retry => retry = true,
                     Steal::Empty => {}
                 }
@@ -139,6 +206,7 @@ impl Shared {
         let slot = &self.window.slots[index as usize];
         let generation = slot.generation();
         slot.run_state.store(run_state::RUNNING, Ordering::Relaxed);
+        self.measure_start(index);
         let id = TaskId::new(index, generation);
         if let Some(cause) = slot.take_dep_failure() {
             let error = cause.for_dependent(id, self.slot_name(index));
@@ -230,7 +298,10 @@ impl Shared {
     /// The first successor readied by a worker runs next on it; the rest are queued.
     fn ready(&self, consumer: u32, handoff: &mut Option<u32>) {
         match handoff {
-            None => *handoff = Some(consumer),
+            None => {
+                self.stamp_ready(consumer);
+                *handoff = Some(consumer);
+            }
             Some(_) => self.schedule(consumer),
         }
     }
@@ -266,6 +337,7 @@ impl Shared {
         let slot = &slots[index as usize];
         slot.run_state.store(run_state::DONE, Ordering::Release);
         let failed = how == Closed::Failed;
+        self.count_finished(failed);
         // SAFETY: the caller wrote `meta.error` (if failed) before this point and owns the
         // execution (R4/R7); from the close on `meta` is read-only (R5), and the
         // execution reference keeps the slot from being reclaimed until the release.

@@ -55,6 +55,8 @@ impl Parker {
 /// The sleep/wake state of a worker pool.
 pub(crate) struct Sleep {
     sleepers: AtomicUsize,
+    /// Workers woken by `notify_one` (statistics).
+    pub(crate) unparks: crate::sync::AtomicU64,
     idle: Mutex<Vec<usize>>,
     parkers: Box<[Parker]>,
 }
@@ -63,6 +65,7 @@ impl Sleep {
     pub(crate) fn new(workers: usize) -> Self {
         Sleep {
             sleepers: AtomicUsize::new(0),
+            unparks: crate::sync::AtomicU64::new(0),
             idle: Mutex::new(Vec::with_capacity(workers)),
             parkers: (0..workers).map(|_| Parker::new()).collect(),
         }
@@ -113,6 +116,7 @@ impl Sleep {
             chosen
         };
         if let Some(worker) = chosen {
+            self.unparks.fetch_add(1, Ordering::Relaxed);
             self.parkers[worker].unpark();
         }
     }

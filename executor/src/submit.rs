@@ -13,6 +13,7 @@ use crate::block_on::block_on;
 use crate::deps::DepList;
 use crate::handle::Task;
 use crate::shared::Shared;
+use crate::stats::SAMPLE_EVERY;
 use crate::sync::{Arc, thread};
 use crate::task::{BoxError, MAX_DEPS, TaskId, install, run_state, wire};
 
@@ -183,6 +184,12 @@ where
             return Poll::Ready(Task::rejected(shared, submit.name.take()));
         };
         let deps = submit.deps.finish();
+        // One submission in SAMPLE_EVERY is timed (the wiring, for `Runtime::stats`).
+        let sequence = shared
+            .counters
+            .submitted
+            .fetch_add(1, crate::sync::Ordering::Relaxed);
+        let timer = (sequence % SAMPLE_EVERY == 0).then(std::time::Instant::now);
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
         let id = unsafe {
@@ -195,6 +202,16 @@ where
                 deps,
             )
         };
+        if let Some(timer) = timer {
+            let counters = &shared.counters;
+            counters.submit_ns.fetch_add(
+                timer.elapsed().as_nanos() as u64,
+                crate::sync::Ordering::Relaxed,
+            );
+            counters
+                .submit_samples
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
         shared.end_submit();
         Poll::Ready(Task::new(shared, id))
     }

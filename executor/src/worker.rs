@@ -3,6 +3,7 @@
 //! protocol in [`crate::sleep`] when all are empty.
 
 use std::cell::Cell;
+use std::time::Instant;
 
 use crossbeam_deque::Worker;
 
@@ -74,6 +75,17 @@ pub(crate) fn set_current_task(shared: &Shared, index: u32, id_bits: u64) {
     });
 }
 
+/// The index of the calling worker thread, if it is one of `shared`'s.
+#[inline]
+pub(crate) fn current_index(shared: &Shared) -> Option<usize> {
+    CURRENT.with(|current| {
+        // SAFETY: as in `push_local`.
+        unsafe { current.get().as_ref() }
+            .filter(|ctx| std::ptr::eq(ctx.shared, shared))
+            .map(|ctx| ctx.index)
+    })
+}
+
 /// Whether the calling thread is one of `shared`'s workers.
 pub(crate) fn is_worker_of(shared: &Shared) -> bool {
     CURRENT.with(|current| {
@@ -126,16 +138,23 @@ fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<u32>) {
 }
 
 fn work_loop(shared: &Shared, ctx: &Context) {
+    let state = &shared.worker_states[ctx.index];
     let mut handoff = None;
     let mut idle_rounds = 0;
     let mut since_drain = 0u32;
+    // Busy/idle accounting: one clock read per transition, none per task.
+    let mut busy = false;
+    let mut phase_start = Instant::now();
     loop {
         // Completions first when idle, and every so often when busy, so deferred
         // tasks are never starved by a long local chain.
         if (handoff.is_none() || since_drain >= DRAIN_EVERY) && !shared.mailbox.is_empty() {
             since_drain = 0;
-            if shared.drain_mailbox(&mut handoff) {
-                shared.worker_states[ctx.index].advance();
+            let drained = shared.drain_mailbox(&mut handoff);
+            if drained > 0 {
+                state.progress.add(1);
+                state.drains.add(1);
+                state.drained.add(drained as u64);
             }
         }
         since_drain += 1;
@@ -144,13 +163,24 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             .or_else(|| ctx.local.pop())
             .or_else(|| shared.steal(ctx.index, &ctx.local))
         {
+            if !busy {
+                state.idle_ns.add(phase_start.elapsed().as_nanos() as u64);
+                phase_start = Instant::now();
+                busy = true;
+            }
             idle_rounds = 0;
             if shared.is_stopping() {
                 return;
             }
             shared.run(index, &mut handoff);
-            shared.worker_states[ctx.index].advance();
+            state.polls.add(1);
+            state.progress.add(1);
             continue;
+        }
+        if busy {
+            state.busy_ns.add(phase_start.elapsed().as_nanos() as u64);
+            phase_start = Instant::now();
+            busy = false;
         }
         if shared.is_stopping() {
             return;
@@ -170,6 +200,7 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         if shared.has_work() || shared.is_stopping() {
             shared.sleep.withdraw(ctx.index);
         } else {
+            state.parks.add(1);
             shared.sleep.park(ctx.index);
         }
         idle_rounds = 0;

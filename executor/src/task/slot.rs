@@ -144,6 +144,8 @@ pub(crate) struct Slot {
     fanout: AtomicU64,
     pub(crate) fan_in: AtomicU32,
     pub(crate) run_state: AtomicU8,
+    /// When a sampled task became ready (ns since the runtime's epoch; 0 = not stamped).
+    pub(crate) ready_at: AtomicU64,
     /// Free-list link (meaningful only while free).
     pub(crate) next_free: AtomicU32,
     /// First failed producer's error (rule R3: recorded before the fan-in decrement).
@@ -196,6 +198,7 @@ impl Slot {
             fanout: AtomicU64::new(head(0, EMPTY)),
             fan_in: AtomicU32::new(0),
             run_state: AtomicU8::new(run_state::DONE),
+            ready_at: AtomicU64::new(0),
             next_free: AtomicU32::new(u32::MAX),
             dep_failure: FirstError::new(),
             deferred: AtomicU32::new(0),
