@@ -26,6 +26,7 @@
 
 mod atomic_waker;
 mod block_on;
+mod blocking;
 mod deferred;
 mod deps;
 mod error;

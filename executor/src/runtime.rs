@@ -85,6 +85,7 @@ pub struct RuntimeBuilder {
     thread_name: String,
     watchdog: Option<Duration>,
     on_stall: Option<StallHandler>,
+    enter: Option<worker::ThreadHook>,
 }
 
 impl fmt::Debug for RuntimeBuilder {
@@ -106,6 +107,7 @@ impl Default for RuntimeBuilder {
             thread_name: "taskweave-worker".to_owned(),
             watchdog: None,
             on_stall: None,
+            enter: None,
         }
     }
 }
@@ -153,6 +155,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Makes every worker thread enter `handle`'s tokio runtime for its whole life, so
+    /// task bodies can await tokio timers and I/O (the tokio runtime drives them; the
+    /// taskweave worker polls the body when woken). Keep the tokio runtime alive for
+    /// as long as this one.
+    #[cfg(feature = "tokio")]
+    pub fn tokio_handle(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.enter = Some(Arc::new(move |run: &mut dyn FnMut()| {
+            let _entered = handle.enter();
+            run();
+        }));
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> Runtime {
         assert!(
@@ -182,7 +197,8 @@ impl RuntimeBuilder {
             submitters: AtomicUsize::new(0),
             workers_alive: AtomicUsize::new(self.workers),
         });
-        let mut handles = worker::spawn_workers(&shared, locals, &self.thread_name);
+        let mut handles =
+            worker::spawn_workers(&shared, locals, &self.thread_name, self.enter.clone());
         let monitor_shared = Arc::clone(&shared);
         handles.push(
             thread::Builder::new()
@@ -287,6 +303,24 @@ impl Runtime {
         E: Into<BoxError>,
     {
         Submit::new(self, async move { body.await.map_err(Into::into) })
+    }
+
+    /// A task whose body blocks (file I/O, a lock, a long computation that must not
+    /// hold a worker): `body` runs on a separate thread — tokio's blocking pool when
+    /// the current thread is inside a tokio runtime, else a thread of its own — and
+    /// the task completes when it returns. Workers are never blocked by it.
+    pub fn task_blocking<F, T>(
+        &self,
+        body: F,
+    ) -> Submit<'_, T, impl Future<Output = Result<T, BoxError>> + Send + 'static + use<F, T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Submit::new(
+            self,
+            async move { crate::blocking::run_blocking(body).await },
+        )
     }
 
     /// A dataflow task (HPX `dataflow`): runs after every input task has completed and

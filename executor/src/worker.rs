@@ -94,6 +94,9 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
     })
 }
 
+/// Wraps a worker thread's whole run (e.g. inside a tokio runtime context).
+pub(crate) type ThreadHook = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+
 /// Tasks a busy worker runs between looks at the completion mailbox.
 const DRAIN_EVERY: u32 = 64;
 
@@ -106,15 +109,25 @@ pub(crate) fn spawn_workers(
     shared: &Arc<Shared>,
     locals: Vec<Worker<u32>>,
     name: &str,
+    enter: Option<ThreadHook>,
 ) -> Vec<thread::JoinHandle<()>> {
     locals
         .into_iter()
         .enumerate()
         .map(|(index, local)| {
             let shared = Arc::clone(shared);
+            let enter = enter.clone();
             thread::Builder::new()
                 .name(format!("{name}-{index}"))
-                .spawn(move || run_worker(shared, index, local))
+                .spawn(move || {
+                    let mut body = Some(move || run_worker(shared, index, local));
+                    let mut run = || (body.take().expect("a worker runs once"))();
+                    match enter {
+                        // e.g. enter a tokio runtime for the worker's whole life
+                        Some(enter) => enter(&mut run),
+                        None => run(),
+                    }
+                })
                 .expect("taskweave: failed to spawn a worker thread")
         })
         .collect()
