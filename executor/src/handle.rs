@@ -7,12 +7,11 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::FutureExt;
-use futures::future::{Shared as SharedFuture, TryJoinAll};
+use futures::future::TryJoinAll;
 
 use crate::error::TaskError;
 use crate::shared::Shared;
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex, OnceLock};
 use crate::task::{Closed, Fanout, TaskId};
 
 /// The handle of a submitted task: a future that resolves to the task's output, or to
@@ -101,8 +100,13 @@ impl<T: Send + 'static> Task<T> {
         T: Clone,
     {
         SharedTask {
-            id: self.id,
-            inner: FutureExt::shared(self),
+            inner: Arc::new(SharedInner {
+                id: self.id,
+                runtime: Arc::clone(&self.shared),
+                task: Mutex::new(Some(self)),
+                outcome: OnceLock::new(),
+            }),
+            token: None,
         }
     }
 
@@ -198,48 +202,98 @@ impl<T> fmt::Debug for Task<T> {
 }
 
 /// A clonable [`Task`] handle (see [`Task::shared`]); each clone resolves to a clone of
-/// the output.
+/// the output. Clones may be awaited, or used as dataflow inputs, concurrently.
 #[must_use = "futures do nothing unless awaited"]
 pub struct SharedTask<T: Clone + Send + 'static> {
+    inner: Arc<SharedInner<T>>,
+    /// This clone's registration with the runtime's id waiters, while it waits.
+    token: Option<u64>,
+}
+
+struct SharedInner<T> {
     id: TaskId,
-    inner: SharedFuture<Task<T>>,
+    runtime: Arc<Shared>,
+    /// The one real handle, until its outcome has been taken into `outcome`.
+    task: Mutex<Option<Task<T>>>,
+    outcome: OnceLock<Result<T, TaskError>>,
+}
+
+impl<T: Clone + Send + 'static> SharedInner<T> {
+    /// The outcome once the task has finished (taken from the real handle by the first
+    /// caller that sees it finished), `None` before.
+    fn outcome(&self) -> Option<Result<T, TaskError>> {
+        if let Some(outcome) = self.outcome.get() {
+            return Some(outcome.clone());
+        }
+        let mut task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outcome) = self.outcome.get() {
+            return Some(outcome.clone());
+        }
+        let finished = task.as_ref().is_some_and(Task::is_finished);
+        if !finished {
+            return None;
+        }
+        let outcome = task.take().expect("checked above").take_finished();
+        Some(self.outcome.get_or_init(|| outcome).clone())
+    }
 }
 
 impl<T: Clone + Send + 'static> Clone for SharedTask<T> {
     fn clone(&self) -> Self {
         SharedTask {
-            id: self.id,
-            inner: self.inner.clone(),
+            inner: Arc::clone(&self.inner),
+            token: None,
         }
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> SharedTask<T> {
+impl<T: Clone + Send + 'static> SharedTask<T> {
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        self.id
+        self.inner.id
     }
 
     /// The outcome of a task known to have finished (a dataflow input).
     pub(crate) fn take_finished(self) -> Result<T, TaskError> {
         self.inner
-            .now_or_never()
+            .outcome()
             .expect("taskweave: dataflow input read before its task finished")
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> Future for SharedTask<T> {
+impl<T: Clone + Send + 'static> Future for SharedTask<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.inner).poll(cx)
+        if let Some(outcome) = self.inner.outcome() {
+            return Poll::Ready(outcome);
+        }
+        let inner = Arc::clone(&self.inner);
+        let token = inner
+            .runtime
+            .id_waiters
+            .register(self.token, inner.id.index(), cx.waker());
+        self.token = Some(token);
+        // Look again after registering (see `IdWaiters`).
+        match inner.outcome() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> Drop for SharedTask<T> {
+    fn drop(&mut self) {
+        if let Some(token) = self.token {
+            self.inner.runtime.id_waiters.unregister(token);
+        }
     }
 }
 
 impl<T: Clone + Send + 'static> fmt::Debug for SharedTask<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedTask")
-            .field("id", &self.id)
+            .field("id", &self.inner.id)
             .finish_non_exhaustive()
     }
 }

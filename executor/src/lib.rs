@@ -45,6 +45,7 @@ mod stats;
 mod submit;
 mod sync;
 pub mod task;
+mod trace;
 mod window;
 mod worker;
 
@@ -57,3 +58,5 @@ pub use runtime::{DEFAULT_WINDOW, Runtime, RuntimeBuilder};
 pub use stats::{Stats, WorkerStats};
 pub use submit::{Submission, Submit};
 pub use task::{BoxError, TaskId};
+#[cfg(feature = "trace")]
+pub use trace::{LaneSpan, PollRecord, TaskRecord, Trace};

@@ -100,6 +100,9 @@ fn show(name: &Option<String>) -> String {
         .map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"))
 }
 
+/// How often a recorded trace samples the ready-queue depth.
+const QUEUE_SAMPLE: Duration = Duration::from_millis(1);
+
 /// The callback that receives stall reports.
 pub(crate) type StallHandler = Arc<dyn Fn(&StallReport) + Send + Sync>;
 
@@ -137,6 +140,12 @@ impl Monitor {
         self.wake.notify_one();
     }
 
+    /// Wakes the monitor to re-read its configuration (e.g. tracing started).
+    #[cfg_attr(not(feature = "trace"), allow(dead_code))]
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     pub(crate) fn stop(&self) {
         self.state
             .lock()
@@ -149,7 +158,7 @@ impl Monitor {
 /// The monitor thread's loop.
 pub(crate) fn run_monitor(shared: Arc<Shared>) {
     let monitor = &shared.monitor;
-    let tick = monitor
+    let watch_tick = monitor
         .stall_after
         .map(|d| (d / 4).max(Duration::from_millis(1)));
     let mut last_progress = total_progress(&shared);
@@ -161,6 +170,12 @@ pub(crate) fn run_monitor(shared: Arc<Shared>) {
             return;
         }
         let now = Instant::now();
+        // While a trace is recorded, sample the ready-queue depth every millisecond.
+        let tick = match (watch_tick, shared.tracer.enabled()) {
+            (tick, false) => tick,
+            (Some(tick), true) => Some(tick.min(QUEUE_SAMPLE)),
+            (None, true) => Some(QUEUE_SAMPLE),
+        };
         let next_deadline = state.deadlines.peek().map(|Reverse((at, _))| *at);
         let wait = match (next_deadline, tick) {
             (Some(at), Some(tick)) => Some(at.saturating_duration_since(now).min(tick)),
@@ -190,6 +205,13 @@ pub(crate) fn run_monitor(shared: Arc<Shared>) {
             due.push(bits);
         }
         drop(state);
+        if shared.tracer.enabled() {
+            let depth =
+                shared.injector.len() + shared.stealers.iter().map(|s| s.len()).sum::<usize>();
+            shared
+                .tracer
+                .queue_depth(crate::stats::nanos_since(shared.epoch), depth);
+        }
         for bits in due {
             expire_deadline(&shared, bits);
         }

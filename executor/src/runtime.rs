@@ -23,6 +23,7 @@ use crate::stats::{GlobalCounters, Stats, WorkerState};
 use crate::submit::Submit;
 use crate::sync::{Arc, AtomicU8, AtomicUsize, Mutex, thread};
 use crate::task::{BoxError, Fanout, FnBody, MAX_WINDOW, TaskId};
+use crate::trace::Tracer;
 use crate::window::Window;
 use crate::worker;
 
@@ -181,6 +182,7 @@ impl RuntimeBuilder {
         );
         let locals: Vec<Worker<u32>> = (0..self.workers).map(|_| Worker::new_lifo()).collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
+        let epoch = std::time::Instant::now();
         let shared = Arc::new_cyclic(|home| Shared {
             window: Window::new(self.window, home.as_ptr()),
             injector: Injector::new(),
@@ -191,7 +193,8 @@ impl RuntimeBuilder {
             monitor: Monitor::new(self.watchdog, self.on_stall.clone()),
             worker_states: (0..self.workers).map(|_| WorkerState::new()).collect(),
             counters: GlobalCounters::default(),
-            epoch: std::time::Instant::now(),
+            epoch,
+            tracer: Tracer::new(self.workers, epoch),
             tokens: Mutex::new(Slab::new()),
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: AtomicUsize::new(0),
@@ -381,6 +384,36 @@ impl Runtime {
     /// busy and idle time, steals, sleeps and mailbox drains.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Starts recording a trace of the run (discarding one in progress). Recording
+    /// costs a clock read per poll and a record per task; see the README.
+    #[cfg(feature = "trace")]
+    pub fn start_trace(&self) {
+        self.shared.tracer.start();
+        self.shared.monitor.wake();
+    }
+
+    /// Stops recording and returns the trace (export it with
+    /// [`Trace::to_chrome_json`](crate::Trace::to_chrome_json)).
+    #[cfg(feature = "trace")]
+    pub fn stop_trace(&self) -> crate::Trace {
+        self.shared.tracer.stop(self.workers())
+    }
+
+    /// Records a span on a custom lane of the trace (e.g. a device core), if a trace
+    /// is being recorded.
+    #[cfg(feature = "trace")]
+    pub fn trace_span(
+        &self,
+        lane: impl Into<std::borrow::Cow<'static, str>>,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        start: std::time::Instant,
+        end: std::time::Instant,
+    ) {
+        self.shared
+            .tracer
+            .lane_span(lane.into(), name.into(), start, end);
     }
 
     /// Whether task `id` has finished (completed, failed, cancelled, or stale).

@@ -18,6 +18,7 @@ use crate::sleep::Sleep;
 use crate::stats::{GlobalCounters, SAMPLE_EVERY, WorkerState, nanos_since};
 use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering, thread};
 use crate::task::{Closed, Fanout, TaskId, borrowed_waker, close_and_walk, run_state};
+use crate::trace::Tracer;
 use crate::window::Window;
 use crate::worker;
 
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) counters: GlobalCounters,
     /// Time zero of the runtime's sampled timestamps.
     pub(crate) epoch: std::time::Instant,
+    /// Trace recording (a no-op type without the `trace` feature).
+    pub(crate) tracer: Tracer,
     pub(crate) lifecycle: AtomicU8,
     /// Submissions in progress (see `begin_submit`).
     pub(crate) submitters: AtomicUsize,
@@ -101,33 +104,37 @@ impl Shared {
         self.sleep.notify_one();
     }
 
-    /// Notes when a sampled task became ready (for the ready→start latency).
+    /// Notes when a sampled (or traced) task became ready.
     #[inline]
     fn stamp_ready(&self, index: u32) {
-        if u64::from(index) % SAMPLE_EVERY == 0 {
+        if u64::from(index) % SAMPLE_EVERY == 0 || self.tracer.enabled() {
             self.window.slots[index as usize]
                 .ready_at
                 .store(nanos_since(self.epoch).max(1), Ordering::Relaxed);
         }
     }
 
-    /// Measures a sampled task's ready→start latency as it starts.
+    /// Measures a sampled task's ready→start latency as it starts; returns when it
+    /// became ready (0 if not stamped).
     #[inline]
-    fn measure_start(&self, index: u32) {
-        if u64::from(index) % SAMPLE_EVERY == 0 {
-            let ready_at = self.window.slots[index as usize]
-                .ready_at
-                .swap(0, Ordering::Relaxed);
-            if ready_at != 0 {
-                let latency = nanos_since(self.epoch).saturating_sub(ready_at);
-                self.counters
-                    .latency_ns
-                    .fetch_add(latency, Ordering::Relaxed);
-                self.counters
-                    .latency_samples
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+    fn measure_start(&self, index: u32, traced: bool) -> u64 {
+        let sampled = u64::from(index) % SAMPLE_EVERY == 0;
+        if !sampled && !traced {
+            return 0;
         }
+        let ready_at = self.window.slots[index as usize]
+            .ready_at
+            .swap(0, Ordering::Relaxed);
+        if sampled && ready_at != 0 {
+            let latency = nanos_since(self.epoch).saturating_sub(ready_at);
+            self.counters
+                .latency_ns
+                .fetch_add(latency, Ordering::Relaxed);
+            self.counters
+                .latency_samples
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        ready_at
     }
 
     /// Counts a finished task on the current worker's counters, or globally.
@@ -206,7 +213,9 @@ impl Shared {
         let slot = &self.window.slots[index as usize];
         let generation = slot.generation();
         slot.run_state.store(run_state::RUNNING, Ordering::Relaxed);
-        self.measure_start(index);
+        let traced = self.tracer.enabled();
+        let ready_at = self.measure_start(index, traced);
+        let started = if traced { self.tracer.now() } else { 0 };
         let id = TaskId::new(index, generation);
         if let Some(cause) = slot.take_dep_failure() {
             let error = cause.for_dependent(id, self.slot_name(index));
@@ -220,6 +229,15 @@ impl Shared {
         // which the submitter installed (R2).
         let polled = catch_unwind(AssertUnwindSafe(|| unsafe { slot.poll_body(&mut cx) }));
         worker::set_current_task(self, u32::MAX, u64::MAX);
+        if traced {
+            self.tracer.polled(
+                worker::current_index(self),
+                id,
+                ready_at,
+                started,
+                self.tracer.now(),
+            );
+        }
         match polled {
             Ok(Poll::Ready(Ok(()))) => self.body_returned(index, generation, None, handoff),
             Ok(Poll::Ready(Err(error))) => {

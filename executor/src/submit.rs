@@ -190,6 +190,12 @@ where
             .submitted
             .fetch_add(1, crate::sync::Ordering::Relaxed);
         let timer = (sequence % SAMPLE_EVERY == 0).then(std::time::Instant::now);
+        if shared.tracer.enabled() {
+            let id = TaskId::new(index, shared.window.slots[index as usize].generation());
+            shared
+                .tracer
+                .submitted(id, &submit.name, deps, shared.tracer.now());
+        }
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
         let id = unsafe {

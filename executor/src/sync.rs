@@ -9,7 +9,8 @@ mod imp {
     pub(crate) use std::sync::atomic::{
         AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
     };
-    pub(crate) use std::sync::{Condvar, Mutex};
+    #[cfg_attr(not(feature = "trace"), allow(unused_imports))]
+    pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread;
 
     /// `std::cell::UnsafeCell` with loom's closure-based accessors.
@@ -47,7 +48,8 @@ mod imp {
     pub(crate) use loom::sync::atomic::{
         AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
     };
-    pub(crate) use loom::sync::{Condvar, Mutex};
+    #[cfg_attr(not(feature = "trace"), allow(unused_imports))]
+    pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;
 
     /// Under loom a spin must yield so the model can make progress.
@@ -59,6 +61,6 @@ mod imp {
 
 pub(crate) use imp::*;
 
-/// Reference counting of the runtime itself is not part of any modelled protocol, so
-/// `Arc` is std's in both builds (loom's lacks `new_cyclic`).
-pub(crate) use std::sync::Arc;
+/// Reference counting of the runtime itself and one-time cells are not part of any
+/// modelled protocol, so they are std's in both builds (loom's `Arc` lacks `new_cyclic`).
+pub(crate) use std::sync::{Arc, OnceLock};
