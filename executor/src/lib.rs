@@ -27,6 +27,7 @@
 mod atomic_waker;
 mod block_on;
 mod blocking;
+mod console;
 mod deferred;
 mod deps;
 mod error;

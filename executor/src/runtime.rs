@@ -254,6 +254,7 @@ impl Runtime {
     }
 
     /// A task whose body is a closure (the fast path: it never touches a waker).
+    #[track_caller]
     pub fn task<F, T>(
         &self,
         body: F,
@@ -266,6 +267,7 @@ impl Runtime {
     }
 
     /// A task whose closure may fail: `Err` fails the task with [`TaskError::Failed`].
+    #[track_caller]
     pub fn try_task<F, T, E>(
         &self,
         body: F,
@@ -280,6 +282,7 @@ impl Runtime {
 
     /// A task whose body is a future; it may await anything (timers, channels, I/O
     /// driven elsewhere) and is re-polled when woken.
+    #[track_caller]
     pub fn task_async<Fut>(
         &self,
         body: Fut,
@@ -296,6 +299,7 @@ impl Runtime {
     }
 
     /// A task whose future may fail: `Err` fails the task with [`TaskError::Failed`].
+    #[track_caller]
     pub fn try_task_async<Fut, T, E>(
         &self,
         body: Fut,
@@ -312,6 +316,7 @@ impl Runtime {
     /// hold a worker): `body` runs on a separate thread — tokio's blocking pool when
     /// the current thread is inside a tokio runtime, else a thread of its own — and
     /// the task completes when it returns. Workers are never blocked by it.
+    #[track_caller]
     pub fn task_blocking<F, T>(
         &self,
         body: F,
@@ -329,6 +334,7 @@ impl Runtime {
     /// A dataflow task (HPX `dataflow`): runs after every input task has completed and
     /// receives their outputs. If an input failed, this task fails with
     /// [`TaskError::DependencyFailed`] and `body` does not run.
+    #[track_caller]
     pub fn dataflow<I, F, T>(
         &self,
         inputs: I,
@@ -345,6 +351,7 @@ impl Runtime {
 
     /// A dataflow task whose body is async: `body` receives the inputs' outputs and
     /// returns the future to run.
+    #[track_caller]
     pub fn dataflow_async<I, F, Fut>(
         &self,
         inputs: I,

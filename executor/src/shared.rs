@@ -9,6 +9,7 @@ use crossbeam_deque::{Injector, Steal, Stealer};
 
 use slab::Slab;
 
+use crate::console::TaskSpan;
 use crate::deferred::{BODY, Completion, TokenRecord, body_return_finishes, cancel_wins};
 use crate::error::TaskError;
 use crate::id_waiters::IdWaiters;
@@ -227,7 +228,10 @@ impl Shared {
         worker::set_current_task(self, index, id.to_bits());
         // SAFETY: R4: this worker popped the ready task, so it owns meta and the stage,
         // which the submitter installed (R2).
-        let polled = catch_unwind(AssertUnwindSafe(|| unsafe { slot.poll_body(&mut cx) }));
+        let polled = catch_unwind(AssertUnwindSafe(|| unsafe {
+            let _entered = (*slot.meta.with(|meta| &raw const (*meta).span)).enter();
+            slot.poll_body(&mut cx)
+        }));
         worker::set_current_task(self, u32::MAX, u64::MAX);
         if traced {
             self.tracer.polled(
@@ -354,6 +358,12 @@ impl Shared {
         let slots = &self.window.slots;
         let slot = &slots[index as usize];
         slot.run_state.store(run_state::DONE, Ordering::Release);
+        // The console span ends with the task (R4: the finisher owns meta until the
+        // close below).
+        // SAFETY: as stated.
+        slot.meta
+            .with_mut(|meta| unsafe { (*meta).span = TaskSpan::none() });
+        slot.waker_tag.set(&TaskSpan::none());
         let failed = how == Closed::Failed;
         self.count_finished(failed);
         // SAFETY: the caller wrote `meta.error` (if failed) before this point and owns the

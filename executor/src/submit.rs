@@ -4,12 +4,14 @@
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::Runtime;
 use crate::block_on::block_on;
+use crate::console::TaskSpan;
 use crate::deps::DepList;
 use crate::handle::Task;
 use crate::shared::Shared;
@@ -35,6 +37,8 @@ pub struct Submit<'rt, T, B> {
     runtime: &'rt Runtime,
     name: Option<Cow<'static, str>>,
     deadline: Option<Duration>,
+    /// Where the task was submitted from (for tokio-console).
+    location: &'static Location<'static>,
     deps: DepList,
     body: B,
     output: PhantomData<fn() -> T>,
@@ -45,11 +49,13 @@ where
     B: Future<Output = Result<T, BoxError>> + Send + 'static,
     T: Send + 'static,
 {
+    #[track_caller]
     pub(crate) fn new(runtime: &'rt Runtime, body: B) -> Self {
         Submit {
             runtime,
             name: None,
             deadline: None,
+            location: Location::caller(),
             deps: DepList::default(),
             body,
             output: PhantomData,
@@ -205,6 +211,7 @@ where
                 submit.body,
                 submit.name,
                 submit.deadline,
+                submit.location,
                 deps,
             )
         };
@@ -235,6 +242,7 @@ pub(crate) unsafe fn spawn_in_slot<T, B>(
     body: B,
     name: Option<Cow<'static, str>>,
     deadline: Option<Duration>,
+    location: &'static Location<'static>,
     deps: &[TaskId],
 ) -> TaskId
 where
@@ -251,6 +259,12 @@ where
             meta.name = name;
             meta.error = None;
             meta.deadline = deadline;
+            meta.span = TaskSpan::new(
+                TaskId::new(index, generation),
+                meta.name.as_deref(),
+                location,
+            );
+            slot.waker_tag.set(&meta.span);
             meta.vtable = Some(slot.storage.with_mut(|storage| install(storage, body)));
         });
         slot.prepare_edges(deps.len());

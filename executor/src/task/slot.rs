@@ -123,7 +123,6 @@ impl EdgeNode {
 }
 
 /// The fields a task's owner reads and writes without atomics (rules R2, R4–R6).
-#[derive(Default)]
 pub(crate) struct Meta {
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) vtable: Option<&'static BodyVTable>,
@@ -131,6 +130,20 @@ pub(crate) struct Meta {
     pub(crate) error: Option<TaskError>,
     /// How long deferred completions may take after the body returned.
     pub(crate) deadline: Option<std::time::Duration>,
+    /// The task's tokio-console span (zero-sized without the `console` feature).
+    pub(crate) span: crate::console::TaskSpan,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            name: None,
+            vtable: None,
+            error: None,
+            deadline: None,
+            span: crate::console::TaskSpan::none(),
+        }
+    }
 }
 
 /// A task slot. Never moves once the window is built.
@@ -155,6 +168,8 @@ pub(crate) struct Slot {
     /// First failed or dropped token's error (R11: recorded before the count decrement).
     token_error: FirstError,
     pub(crate) join_waker: AtomicWaker,
+    /// Console span id for waker events (zero-sized without the `console` feature).
+    pub(crate) waker_tag: crate::console::WakerTag,
     pub(crate) meta: UnsafeCell<Meta>,
     edges: [EdgeNode; INLINE_EDGES],
     overflow: UnsafeCell<Vec<EdgeNode>>,
@@ -204,6 +219,7 @@ impl Slot {
             deferred: AtomicU32::new(0),
             token_error: FirstError::new(),
             join_waker: AtomicWaker::new(),
+            waker_tag: crate::console::WakerTag::new(),
             meta: UnsafeCell::new(Meta::default()),
             edges: std::array::from_fn(|_| EdgeNode::new()),
             overflow: UnsafeCell::new(Vec::new()),

@@ -22,6 +22,7 @@ unsafe fn clone_waker(ptr: *const ()) -> RawWaker {
     // SAFETY: `ptr` is a live slot: the waker being cloned holds (or borrows from the
     // polling worker) a reference (R10).
     let slot = unsafe { &*ptr.cast::<Slot>() };
+    slot.waker_tag.event("waker.clone");
     slot.acquire_more();
     // SAFETY: `home` is the runtime's `Arc<Shared>` allocation; the clone owns one count.
     unsafe { Arc::increment_strong_count(slot.home) };
@@ -31,19 +32,34 @@ unsafe fn clone_waker(ptr: *const ()) -> RawWaker {
 unsafe fn wake(ptr: *const ()) {
     // SAFETY: an owned waker is consumed: wake, then release what it held.
     unsafe {
-        wake_by_ref(ptr);
-        drop_waker(ptr);
+        (*ptr.cast::<Slot>()).waker_tag.event("waker.wake");
+        schedule_from_waker(&*ptr.cast::<Slot>());
+        release(ptr);
     }
 }
 
 unsafe fn wake_by_ref(ptr: *const ()) {
     // SAFETY: the waker keeps the slot and the runtime alive (R10).
     let slot = unsafe { &*ptr.cast::<Slot>() };
+    slot.waker_tag.event("waker.wake_by_ref");
     schedule_from_waker(slot);
 }
 
 unsafe fn drop_waker(ptr: *const ()) {
-    // SAFETY: the owned waker held one slot reference and one runtime count.
+    // SAFETY: an owned waker is dropped: it releases what it held.
+    unsafe {
+        (*ptr.cast::<Slot>()).waker_tag.event("waker.drop");
+        release(ptr);
+    }
+}
+
+/// Releases what an owned waker held: a slot reference and a runtime count.
+///
+/// # Safety
+/// `ptr` is the slot pointer of an owned waker, which is consumed.
+unsafe fn release(ptr: *const ()) {
+    // SAFETY: per the caller's contract the waker held one slot reference and one
+    // runtime count, so both are still valid here.
     unsafe {
         let slot = &*ptr.cast::<Slot>();
         let home = slot.home;
