@@ -204,7 +204,13 @@ impl Shared {
     /// it on the calling thread instead, so nothing waits on a drainer that is gone.
     pub(crate) fn post_completion(&self, completion: Completion) {
         if self.is_stopping() {
-            self.process_completion(completion, &mut |index| self.schedule(index));
+            // No worker will run what this completion readies: cancel it here.
+            let mut ready = Vec::new();
+            let slots = &self.window.slots;
+            self.process_completion(completion, &mut |index| {
+                ready.push((index, slots[index as usize].generation()))
+            });
+            self.cancel_ready(ready);
             return;
         }
         self.mailbox.push(completion);

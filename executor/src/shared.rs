@@ -474,6 +474,14 @@ impl Shared {
                 cancellable.push((index as u32, generation));
             }
         }
+        self.cancel_ready(cancellable);
+        self.window.wake_waiters();
+    }
+
+    /// Cancels the given ready tasks and, as cancelling them readies their consumers,
+    /// those too (R7, R11). Used by the sweep and by completions that arrive after
+    /// the workers stopped.
+    pub(crate) fn cancel_ready(&self, mut cancellable: Vec<(u32, u32)>) {
         while let Some((index, generation)) = cancellable.pop() {
             let slot = &self.window.slots[index as usize];
             // R11: cut the task so late tokens only release; skip it if its last token
@@ -493,7 +501,6 @@ impl Shared {
                 cancellable.push((c, slots[c as usize].generation()))
             });
         }
-        self.window.wake_waiters();
     }
 }
 
