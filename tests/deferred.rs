@@ -307,3 +307,36 @@ fn dropping_the_runtime_with_tokens_out_cancels_the_task_and_late_tokens_are_har
     ));
     token.complete();
 }
+
+#[test]
+fn one_failure_among_many_reports_of_one_task_fails_it_with_that_token() {
+    let rt = Runtime::builder().workers(2).build();
+    let (tx, rx) = mpsc::channel::<Vec<CompletionToken>>();
+    let task = rt
+        .task(move || {
+            tx.send((0..100).map(|q| defer(format!("queue {q}"))).collect())
+                .unwrap()
+        })
+        .name("hundred-queues")
+        .submit_blocking();
+    // Reported back to back from one thread: the drainer applies them as one run.
+    for (q, token) in rx.recv().unwrap().into_iter().enumerate() {
+        if q == 57 {
+            token.fail("parity error");
+        } else {
+            token.complete();
+        }
+    }
+    match task.wait_blocking() {
+        Err(TaskError::TokenFailed {
+            token, error, name, ..
+        }) => {
+            assert_eq!(token, "queue 57");
+            assert_eq!(error.to_string(), "parity error");
+            assert_eq!(name.as_deref(), Some("hundred-queues"));
+        }
+        other => panic!("expected TokenFailed, got {other:?}"),
+    }
+    // Every token's slot reference was released: the window is not leaking.
+    assert_eq!(rt.stats().outstanding, 0);
+}

@@ -45,9 +45,9 @@ pub(crate) fn body_return_finishes(deferred: &AtomicU32) -> bool {
     deferred.load(Ordering::Acquire) == BODY || deferred.fetch_and(!BODY, Ordering::AcqRel) == BODY
 }
 
-/// A token reported: whether this thread now finishes the task (R11).
-pub(crate) fn token_report_finishes(deferred: &AtomicU32) -> bool {
-    deferred.fetch_sub(1, Ordering::AcqRel) == 1
+/// `count` tokens reported: whether this thread now finishes the task (R11).
+pub(crate) fn token_reports_finish(deferred: &AtomicU32, count: u32) -> bool {
+    deferred.fetch_sub(count, Ordering::AcqRel) == count
 }
 
 /// A deadline or the watchdog wants to finish the task early: whether this thread
@@ -63,6 +63,9 @@ pub(crate) fn cancel_wins(deferred: &AtomicU32) -> bool {
     let before = deferred.fetch_or(CUT, Ordering::AcqRel);
     before & CUT == 0 && before & (BODY | COUNT) != 0
 }
+
+/// Most reports applied in one drain.
+const DRAIN_BATCH: usize = 256;
 
 /// What a token reports.
 pub(crate) enum Outcome {
@@ -219,53 +222,103 @@ impl Shared {
 
     /// Drains a batch of token reports on a worker; the first task they make ready
     /// may come back in `handoff`. Returns how many were drained.
+    ///
+    /// Reports are applied in arrival order, consecutive reports for the same task in
+    /// one step (one `fetch_sub(n)` on its deferred word, one release of `n`
+    /// references), and the batch's token records are removed under one lock.
     pub(crate) fn drain_mailbox(&self, handoff: &mut Option<u32>) -> usize {
-        let drained = self.mailbox.drain(256, |completion| {
-            self.process_completion(completion, &mut |c| match handoff {
-                None => *handoff = Some(c),
-                Some(_) => self.schedule(c),
-            })
-        });
+        let mut on_ready = |c| match handoff {
+            None => *handoff = Some(c),
+            Some(_) => self.schedule(c),
+        };
+        let mut keys = [0u32; DRAIN_BATCH];
+        let mut taken = 0;
+        let mut run: Option<(u32, u32)> = None;
+        let drained = self.mailbox.drain(
+            DRAIN_BATCH,
+            |Completion {
+                 key,
+                 index,
+                 outcome,
+             }| {
+                keys[taken] = key;
+                taken += 1;
+                if !matches!(outcome, Outcome::Done) {
+                    // Recorded before the decrement below: processed before completion.
+                    self.record_token_outcome(key, index, outcome);
+                }
+                match &mut run {
+                    Some((task, count)) if *task == index => *count += 1,
+                    _ => {
+                        if let Some((task, count)) = run.replace((index, 1)) {
+                            self.apply_reports(task, count, &mut on_ready);
+                        }
+                    }
+                }
+            },
+        );
+        if let Some((task, count)) = run {
+            self.apply_reports(task, count, &mut on_ready);
+        }
+        if taken > 0 {
+            let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            for key in &keys[..taken] {
+                tokens.try_remove(*key as usize);
+            }
+        }
         drained.unwrap_or(0)
     }
 
-    /// Applies one token report (R11).
+    /// Applies one token report (R11) outside a drain (after the workers stopped).
     pub(crate) fn process_completion(&self, completion: Completion, on_ready: &mut dyn FnMut(u32)) {
         let Completion {
             key,
             index,
             outcome,
         } = completion;
-        let record = self
-            .tokens
+        if !matches!(outcome, Outcome::Done) {
+            self.record_token_outcome(key, index, outcome);
+        }
+        self.apply_reports(index, 1, on_ready);
+        self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .try_remove(key as usize);
+    }
+
+    /// Records a failed or dropped token's error on its task (R11: before the report
+    /// is counted).
+    fn record_token_outcome(&self, key: u32, index: u32, outcome: Outcome) {
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(record) = tokens.get(key as usize) else {
+            return;
+        };
+        let (task, token) = (record.task, record.description.clone());
+        drop(tokens);
+        let name = self.slot_name(index);
+        let error = match outcome {
+            Outcome::Done => return,
+            Outcome::Failed(error) => TaskError::TokenFailed {
+                task,
+                name,
+                token,
+                error: error.into(),
+            },
+            Outcome::Dropped => TaskError::TokenDropped { task, name, token },
+        };
+        self.window.slots[index as usize].record_token_error(error);
+    }
+
+    /// Counts `count` reports for the task in slot `index`: finishes it if they were
+    /// the last (R11), then drops the tokens' references (R10).
+    fn apply_reports(&self, index: u32, count: u32, on_ready: &mut dyn FnMut(u32)) {
         let slot = &self.window.slots[index as usize];
-        if let Some(record) = record {
-            let error = match outcome {
-                Outcome::Done => None,
-                Outcome::Failed(error) => Some(TaskError::TokenFailed {
-                    task: record.task,
-                    name: self.slot_name(index),
-                    token: record.description,
-                    error: error.into(),
-                }),
-                Outcome::Dropped => Some(TaskError::TokenDropped {
-                    task: record.task,
-                    name: self.slot_name(index),
-                    token: record.description,
-                }),
-            };
-            if let Some(error) = error {
-                slot.record_token_error(error);
-            }
-            if token_report_finishes(&slot.deferred) {
-                self.finish_deferred(index, on_ready);
-            }
+        if token_reports_finish(&slot.deferred, count) {
+            self.finish_deferred(index, on_ready);
         }
-        // The token's reference (R10, R11).
-        self.release(index);
+        if slot.release_many(count) {
+            self.reclaim(index);
+        }
     }
 
     /// Finishes a task whose body returned and whose tokens all reported (R11: the

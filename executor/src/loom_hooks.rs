@@ -101,7 +101,7 @@ impl Graph {
 
     /// A token of `id` reports: whether this call must finish the task (R11).
     pub fn token_report(&self, id: TaskId) -> bool {
-        crate::deferred::token_report_finishes(&self.window.slots[id.index() as usize].deferred)
+        crate::deferred::token_reports_finish(&self.window.slots[id.index() as usize].deferred, 1)
     }
 
     /// A deadline cuts `id`: whether this call must finish the task (R11).

@@ -272,7 +272,13 @@ impl Slot {
     /// Drops a holder; `true` means it was the last and the caller must reclaim (R6).
     #[must_use]
     pub(crate) fn release(&self) -> bool {
-        self.refs.fetch_sub(1, Ordering::AcqRel) & COUNT_MASK == 1
+        self.release_many(1)
+    }
+
+    /// Drops `count` holders at once (e.g. a batch of reported tokens).
+    #[must_use]
+    pub(crate) fn release_many(&self, count: u32) -> bool {
+        self.refs.fetch_sub(u64::from(count), Ordering::AcqRel) & COUNT_MASK == u64::from(count)
     }
 
     /// Starts the next generation of a slot being reclaimed (R6). Returns it.
