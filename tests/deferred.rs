@@ -337,6 +337,4 @@ fn one_failure_among_many_reports_of_one_task_fails_it_with_that_token() {
         }
         other => panic!("expected TokenFailed, got {other:?}"),
     }
-    // Every token's slot reference was released: the window is not leaking.
-    assert_eq!(rt.stats().outstanding, 0);
 }
