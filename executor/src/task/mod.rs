@@ -24,7 +24,9 @@
 //! | `fanout: AtomicU64` | head of the consumer list: generation (24 bits) + node (40 bits), or `EMPTY`, `CLOSED_OK`, `CLOSED_FAILED`; closed = Completed/Failed |
 //! | `fan_in: AtomicU32` | producers not yet finished, plus one while wiring |
 //! | `run_state: AtomicU8` | `RUNNING`, `IDLE` (future returned `Pending`), `SCHEDULED`, `NOTIFIED`, `DONE` |
-//! | `dep_failure: AtomicPtr` | the first failed producer's error, set before its fan-in decrement |
+//! | `dep_failure` | the first failed producer's error, set before its fan-in decrement |
+//! | `deferred: AtomicU32` | outstanding completion tokens, `BODY`, `CUT` (R11) |
+//! | `token_error` | the first failed or dropped token's error, set before its report is counted |
 //!
 //! ## Rules
 //!
@@ -65,7 +67,12 @@
 //! - **R10 (holders).** Holders are: the execution (until the list is closed and walked),
 //!   the `Task<T>` handle (until dropped), each owned waker, and short-lived
 //!   acquisitions by id. Acquiring by id is a CAS that requires a nonzero count and the
-//!   id's generation, so a free or reused slot is never resurrected.
+//!   id's generation, so a free or reused slot is never resurrected. Each outstanding
+//!   completion token is a holder too, until the scheduler has applied its report.
+//! - **R11 (deferred completion).** The `deferred` word (outstanding tokens, `BODY`
+//!   while the body has not returned, `CUT` once finished early) decides which one
+//!   thread finishes a task whose body deferred its completion; the finisher owns
+//!   `meta` like R4. The full rule is in `crate::deferred`.
 
 mod body;
 mod graph;
