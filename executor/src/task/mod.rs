@@ -2,7 +2,7 @@
 //!
 //! # Invariants
 //!
-//! Every task lives in one [`Slot`] of the runtime's fixed task window. A slot is
+//! Every task lives in one `Slot` of the runtime's fixed task window. A slot is
 //! *free* (in the free list) or *occupied* by one task; each occupancy has a
 //! generation, and a [`TaskId`] is `(slot index, generation)`.
 //!
