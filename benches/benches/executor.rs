@@ -1,0 +1,36 @@
+//! Criterion benches of every workload at a small size (about 2^14 tasks), with
+//! taskweave and its peers side by side in one group per workload.
+//!
+//! `cargo bench -p taskweave-benches`; the `report` binary runs the full sizes.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use taskweave_benches::workload::{self, System, SystemRuntime, WORKLOADS};
+
+fn executor(c: &mut Criterion) {
+    let threads = workload::default_threads();
+    let runtimes: Vec<SystemRuntime> = System::ALL
+        .into_iter()
+        .map(|system| SystemRuntime::start(system, threads))
+        .collect();
+    for workload in WORKLOADS {
+        let size = workload.bench_size;
+        (workload.prepare)(size);
+        let mut group = c.benchmark_group(workload.name);
+        group.throughput(Throughput::Elements((workload.tasks)(size)));
+        group.sample_size(20);
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(3));
+        for runtime in runtimes.iter().filter(|rt| workload.runs_on(rt.system())) {
+            group.bench_function(runtime.system().name(), |b| {
+                b.iter(|| black_box(runtime.run(workload, size)));
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, executor);
+criterion_main!(benches);

@@ -1,0 +1,156 @@
+//! Deferred completions: the completion mailbox under 4 producer threads (peers:
+//! crossbeam-channel and async-channel moving the same number of messages to one
+//! consumer), and a chain whose every task completes through a token that another
+//! thread completes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use taskweave::{CompletionToken, Runtime, TaskId, defer, when_all};
+
+use crate::run_state::{self, count_task};
+
+const SYSTEM: &str = "taskweave";
+/// Threads that complete tokens (or send messages) in the mailbox workload.
+pub const PRODUCERS: usize = 4;
+/// Tokens one task takes in the mailbox workload (e.g. one per DMA queue).
+const TOKENS_PER_TASK: usize = 1_000;
+
+/// `completions` token completions from [`PRODUCERS`] threads, drained by the
+/// runtime: tasks each take [`TOKENS_PER_TASK`] tokens, which the producer threads
+/// complete; done when every task has completed. Token creation is included.
+pub fn mailbox(rt: &Runtime, completions: usize) -> u64 {
+    let run = run_state::begin();
+    let tasks = completions.div_ceil(TOKENS_PER_TASK);
+    let shares: Vec<Arc<Mutex<Vec<CompletionToken>>>> =
+        (0..PRODUCERS).map(|_| Arc::default()).collect();
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    let completed = Arc::new(AtomicU64::new(0));
+    let go = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = shares
+        .iter()
+        .map(|share| {
+            let (share, go, completed) = (share.clone(), go.clone(), completed.clone());
+            std::thread::spawn(move || {
+                while !go.load(Relaxed) {
+                    std::thread::yield_now();
+                }
+                let tokens = std::mem::take(&mut *share.lock().unwrap());
+                let n = tokens.len() as u64;
+                tokens.into_iter().for_each(CompletionToken::complete);
+                completed.fetch_add(n, Relaxed);
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        let mut handles = Vec::with_capacity(tasks);
+        for t in 0..tasks {
+            let (share, ready) = (shares[t % PRODUCERS].clone(), ready_tx.clone());
+            handles.push(
+                rt.task(move || {
+                    let tokens = (0..TOKENS_PER_TASK).map(|_| defer("mailbox benchmark"));
+                    share.lock().unwrap().extend(tokens);
+                    count_task();
+                    ready.send(()).unwrap();
+                })
+                .await,
+            );
+        }
+        for _ in 0..tasks {
+            ready_rx.recv().unwrap();
+        }
+        go.store(true, Relaxed);
+        when_all(handles).await.expect("mailbox tasks");
+    });
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(completed.load(Relaxed), (tasks * TOKENS_PER_TASK) as u64);
+    run.check("mailbox", SYSTEM, tasks as u64, run_state::counted()) * TOKENS_PER_TASK as u64
+}
+
+/// The same number of messages from [`PRODUCERS`] threads to one consumer over an
+/// unbounded crossbeam channel.
+pub fn mailbox_crossbeam(completions: usize) -> u64 {
+    let (tx, rx) = crossbeam_channel::unbounded::<(u32, u32)>();
+    let per = completions / PRODUCERS;
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                (0..per).for_each(|i| tx.send((p as u32, i as u32)).unwrap())
+            })
+        })
+        .collect();
+    drop(tx);
+    let received = rx.iter().count() as u64;
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(received, (per * PRODUCERS) as u64);
+    received
+}
+
+/// The same over an unbounded async-channel, the consumer blocking on `recv`.
+pub fn mailbox_async_channel(completions: usize) -> u64 {
+    let (tx, rx) = async_channel::unbounded::<(u32, u32)>();
+    let per = completions / PRODUCERS;
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                (0..per).for_each(|i| tx.send_blocking((p as u32, i as u32)).unwrap())
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut received = 0u64;
+    while rx.recv_blocking().is_ok() {
+        received += 1;
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(received, (per * PRODUCERS) as u64);
+    received
+}
+
+/// `tasks` tasks, each after the previous one, each completing through a token that
+/// a separate (spinning) completer thread completes.
+pub fn deferred_chain(rt: &Runtime, tasks: usize) -> u64 {
+    let run = run_state::begin();
+    let (tx, rx) = mpsc::channel::<CompletionToken>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let completer = std::thread::spawn(move || {
+        loop {
+            match rx.try_recv() {
+                Ok(token) => token.complete(),
+                Err(mpsc::TryRecvError::Empty) if stopping.load(Relaxed) => return,
+                Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+    });
+    // Leaked (one small sender per run) so bodies capture a `&'static` and pay no
+    // reference counting per task, as in `run_state`.
+    let tx: &'static mpsc::Sender<CompletionToken> = Box::leak(Box::new(tx));
+    rt.block_on(async {
+        let mut previous = TaskId::INVALID;
+        for _ in 0..tasks {
+            let task = rt
+                .task(move || {
+                    run_state::count_chained_task();
+                    tx.send(defer("deferred chain")).unwrap();
+                })
+                .after([previous])
+                .await;
+            previous = task.id();
+        }
+        rt.wait(previous).await;
+    });
+    stop.store(true, Relaxed);
+    completer.join().unwrap();
+    run.check("deferred_chain", SYSTEM, tasks as u64, run_state::counted())
+}
