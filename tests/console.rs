@@ -105,6 +105,8 @@ impl std::future::Future for YieldOnce {
             return std::task::Poll::Ready(());
         }
         self.0 = true;
+        // An owned clone on purpose: the test expects waker.clone then waker.wake.
+        #[allow(clippy::waker_clone_wake)]
         cx.waker().clone().wake();
         std::task::Poll::Pending
     }

@@ -54,7 +54,8 @@ pub enum Stall {
 }
 
 /// The watchdog's report: everything it found stuck after `stalled_for` without
-/// progress.
+/// progress — or, while the rest of the runtime progresses, one worker that has been
+/// inside one task body for `stalled_for`.
 #[derive(Clone, Debug)]
 pub struct StallReport {
     /// How long nothing had made progress.
@@ -164,6 +165,10 @@ pub(crate) fn run_monitor(shared: Arc<Shared>) {
     let mut last_progress = total_progress(&shared);
     let mut last_change = Instant::now();
     let mut reported = false;
+    // Per worker: the task it was polling and its poll count when first seen there.
+    let mut workers: Vec<WorkerWatch> = (0..shared.worker_states.len())
+        .map(|_| WorkerWatch::default())
+        .collect();
     let mut state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if state.stopping {
@@ -221,6 +226,8 @@ pub(crate) fn run_monitor(shared: Arc<Shared>) {
                 last_progress = progress;
                 last_change = now;
                 reported = false;
+                // The runtime moves, but one worker may still be stuck in one body.
+                report_blocked_workers(&shared, &mut workers, now, stall_after);
             } else if !reported && now.duration_since(last_change) >= stall_after {
                 if let Some(report) = stall_report(&shared, now.duration_since(last_change)) {
                     reported = true;
@@ -233,6 +240,60 @@ pub(crate) fn run_monitor(shared: Arc<Shared>) {
             }
         }
         state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// What the watchdog remembers of one worker between ticks.
+#[derive(Default)]
+struct WorkerWatch {
+    running: u64,
+    polls: u64,
+    since: Option<Instant>,
+    reported: bool,
+}
+
+/// Reports each worker that has been inside the same poll of the same task for
+/// `stall_after` while the rest of the runtime progressed (a body blocking its worker).
+fn report_blocked_workers(
+    shared: &Shared,
+    workers: &mut [WorkerWatch],
+    now: Instant,
+    stall_after: Duration,
+) {
+    for (worker, (state, watch)) in shared
+        .worker_states
+        .iter()
+        .zip(workers.iter_mut())
+        .enumerate()
+    {
+        let running = state.running.load(Ordering::Relaxed);
+        let polls = state.polls.get();
+        if running == u64::MAX || running != watch.running || polls != watch.polls {
+            *watch = WorkerWatch {
+                running,
+                polls,
+                since: Some(now),
+                reported: false,
+            };
+            continue;
+        }
+        let blocked_for = now.duration_since(watch.since.unwrap_or(now));
+        if !watch.reported && blocked_for >= stall_after {
+            watch.reported = true;
+            let task = task_id_from_bits(running);
+            let report = StallReport {
+                stalled_for: blocked_for,
+                stalls: vec![Stall::BlockedWorker {
+                    worker,
+                    task,
+                    name: shared.name_of(task).map(Cow::into_owned),
+                }],
+            };
+            match &shared.monitor.on_stall {
+                Some(handler) => handler(&report),
+                None => eprint!("{report}"),
+            }
+        }
     }
 }
 

@@ -401,6 +401,13 @@ impl Runtime {
         self.shared.monitor.wake();
     }
 
+    /// Whether a trace is being recorded (cheap: one relaxed load), e.g. to skip
+    /// preparing [`Runtime::trace_span`] arguments.
+    #[cfg(feature = "trace")]
+    pub fn is_tracing(&self) -> bool {
+        self.shared.tracer.enabled()
+    }
+
     /// Stops recording and returns the trace (export it with
     /// [`Trace::to_chrome_json`](crate::Trace::to_chrome_json)).
     #[cfg(feature = "trace")]

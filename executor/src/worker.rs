@@ -185,8 +185,10 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             if shared.is_stopping() {
                 return;
             }
-            shared.run(index, &mut handoff);
+            // Counted before the poll, so a handle woken by it never sees fewer
+            // polls than completions in `Runtime::stats`.
             state.polls.add(1);
+            shared.run(index, &mut handoff);
             state.progress.add(1);
             continue;
         }
@@ -214,7 +216,13 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             shared.sleep.withdraw(ctx.index);
         } else {
             state.parks.add(1);
+            // Account the idle time so far before a possibly long sleep, and the
+            // sleep itself when it ends, so `stats()` sees parked workers as idle.
+            state.idle_ns.add(phase_start.elapsed().as_nanos() as u64);
+            phase_start = Instant::now();
             shared.sleep.park(ctx.index);
+            state.idle_ns.add(phase_start.elapsed().as_nanos() as u64);
+            phase_start = Instant::now();
         }
         idle_rounds = 0;
     }
