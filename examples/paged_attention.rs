@@ -11,7 +11,13 @@
 //!
 //! ```text
 //! cargo run --release --example paged_attention -- [--sequences N] [--max-context T]
+//! cargo run --release --features trace --example paged_attention -- --trace pa.json
 //! ```
+//!
+//! With `--trace FILE` (feature `trace`) the run is recorded — workers' polls, the
+//! dependencies, each kernel block on its device core's lane — and written to FILE
+//! as Chrome trace JSON (open it in <https://ui.perfetto.dev>, or plot it with
+//! `cargo run --release --example trace_plot -- FILE out.svg`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,9 +63,65 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The value after `name`, if given.
+fn string_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    Some(
+        args.get(i + 1)
+            .unwrap_or_else(|| panic!("{name} takes a value"))
+            .clone(),
+    )
+}
+
+/// `--trace FILE`: record the run and write it as Chrome trace JSON.
+#[cfg(feature = "trace")]
+mod trace_file {
+    use taskweave::Runtime;
+
+    pub fn start(rt: &Runtime, path: Option<&str>) {
+        if path.is_some() {
+            rt.start_trace();
+        }
+    }
+
+    pub fn finish(rt: &Runtime, path: Option<&str>) {
+        let Some(path) = path else { return };
+        let trace = rt.stop_trace();
+        std::fs::write(path, trace.to_chrome_json())
+            .unwrap_or_else(|e| panic!("cannot write the trace to {path}: {e}"));
+        println!(
+            "trace: {} tasks, {} polls, {} device block spans written to {path} \
+             (open it in https://ui.perfetto.dev)",
+            trace.tasks.len(),
+            trace.polls.len(),
+            trace.lanes.len()
+        );
+    }
+}
+
+/// Without the `trace` feature, `--trace` is refused.
+#[cfg(not(feature = "trace"))]
+mod trace_file {
+    use taskweave::Runtime;
+
+    pub fn start(_rt: &Runtime, path: Option<&str>) {
+        if path.is_some() {
+            eprintln!(
+                "--trace needs the trace feature: \
+                 cargo run --release --features trace --example paged_attention -- --trace FILE"
+            );
+            std::process::exit(2);
+        }
+    }
+
+    pub fn finish(_rt: &Runtime, _path: Option<&str>) {}
+}
+
 fn main() {
     let sequences = arg("--sequences", 32);
     let max_context = arg("--max-context", 1024);
+    let trace_path = string_arg("--trace");
     let rt = Runtime::builder().build();
     let device = Device::builder().cube_cores(2).vector_cores(2).build(&rt);
 
@@ -89,6 +151,7 @@ fn main() {
         Arc::new(pages.chunks(pages_per_seq).map(<[usize]>::to_vec).collect());
     let seed = rng.next();
 
+    trace_file::start(&rt, trace_path.as_deref());
     let started = Instant::now();
     let (outputs, tasks) = rt.block_on(async {
         // The context lengths come out of a task (as from a scheduler step); the host
@@ -204,6 +267,7 @@ fn main() {
         (outputs, (tasks, lengths))
     });
     let elapsed = started.elapsed();
+    trace_file::finish(&rt, trace_path.as_deref());
     let (tasks, lengths) = tasks;
 
     // The straightforward sequential computation.
@@ -232,9 +296,9 @@ fn main() {
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let weights: Vec<f32> = scores.iter().map(|x| (x - max).exp()).collect();
         let total: f32 = weights.iter().sum();
-        for d in 0..HEAD_DIM {
+        for (d, actual) in output.iter().enumerate() {
             let expected: f32 = (0..length).map(|t| weights[t] * value(t)[d]).sum::<f32>() / total;
-            worst = worst.max((expected - output[d]).abs());
+            worst = worst.max((expected - actual).abs());
         }
     }
     let tokens: usize = lengths.iter().sum();
@@ -247,4 +311,5 @@ fn main() {
         worst < 1e-4,
         "paged attention differs from the sequential computation by {worst}"
     );
+    println!("{}", rt.stats());
 }

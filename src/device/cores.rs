@@ -1,6 +1,7 @@
 //! The device's compute cores: one thread per core, pulling blocks of launched
 //! kernels from a queue per core kind, so a launch spreads over whichever cores of
-//! its kind are free.
+//! its kind are free. With the `trace` feature, each block is recorded on its core's
+//! lane of a trace being recorded (`device cube core 0`, ...).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -8,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use taskweave_executor::{CompletionToken, TaskId};
+use taskweave_executor::{CompletionToken, Runtime, TaskId};
 
+use self::lane::CoreLane;
 use super::{CoreKind, DeviceError};
 
 /// What a kernel block sees of itself.
@@ -102,8 +104,11 @@ impl Launch {
     }
 }
 
+/// Queued blocks (launch, block index) and whether the cores should stop.
+type Blocks = (VecDeque<(Arc<Launch>, usize)>, bool);
+
 struct Queue {
-    blocks: Mutex<(VecDeque<(Arc<Launch>, usize)>, bool)>,
+    blocks: Mutex<Blocks>,
     ready: Condvar,
 }
 
@@ -113,10 +118,15 @@ pub(crate) struct Cores {
     vector: Arc<Queue>,
     counts: [usize; 2],
     threads: Vec<JoinHandle<()>>,
+    /// The core threads' lanes hold runtime handles; this one is dropped only after
+    /// `drop` has joined them, so a core thread never drops the last handle (which
+    /// joins the workers — possibly the very thread that is joining the cores).
+    #[cfg(feature = "trace")]
+    _runtime: Runtime,
 }
 
 impl Cores {
-    pub(crate) fn start(cube: usize, vector: usize) -> Self {
+    pub(crate) fn start(cube: usize, vector: usize, runtime: &Runtime) -> Self {
         let queue = || {
             Arc::new(Queue {
                 blocks: Mutex::new((VecDeque::new(), false)),
@@ -131,10 +141,11 @@ impl Cores {
         ] {
             for core in 0..count {
                 let queue = Arc::clone(queue);
+                let lane = CoreLane::new(runtime, kind, core);
                 threads.push(
                     std::thread::Builder::new()
                         .name(format!("device-{kind}-{core}"))
-                        .spawn(move || run_core(&queue, core))
+                        .spawn(move || run_core(&queue, core, &lane))
                         .expect("taskweave: failed to spawn a device core thread"),
                 );
             }
@@ -144,6 +155,8 @@ impl Cores {
             vector: vector_queue,
             counts: [cube, vector],
             threads,
+            #[cfg(feature = "trace")]
+            _runtime: runtime.clone(),
         }
     }
 
@@ -183,7 +196,7 @@ impl Drop for Cores {
     }
 }
 
-fn run_core(queue: &Queue, core: usize) {
+fn run_core(queue: &Queue, core: usize, lane: &CoreLane) {
     loop {
         let (launch, index) = {
             let mut blocks = queue.blocks.lock().unwrap_or_else(|e| e.into_inner());
@@ -204,9 +217,77 @@ fn run_core(queue: &Queue, core: usize) {
             launch: Arc::clone(&launch),
         };
         let body = Arc::clone(&launch.body);
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&block))).is_err() {
+        let mut panicked = false;
+        lane.run(&launch, || {
+            panicked =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&block))).is_err();
+        });
+        if panicked {
             block.raise_overflow("the kernel panicked");
         }
         launch.block_done();
+    }
+}
+
+#[cfg(feature = "trace")]
+mod lane {
+    use std::borrow::Cow;
+    use std::time::Instant;
+
+    use taskweave_executor::Runtime;
+
+    use super::Launch;
+    use crate::device::CoreKind;
+
+    /// A core's lane in a recorded trace: each block is a span named after its kernel.
+    pub(super) struct CoreLane {
+        runtime: Runtime,
+        name: Cow<'static, str>,
+    }
+
+    impl CoreLane {
+        pub(super) fn new(runtime: &Runtime, kind: CoreKind, core: usize) -> Self {
+            CoreLane {
+                runtime: runtime.clone(),
+                name: format!("device {kind} core {core}").into(),
+            }
+        }
+
+        /// Runs one block of `launch` and records it (kept only while a trace is
+        /// being recorded).
+        #[inline]
+        pub(super) fn run(&self, launch: &Launch, block: impl FnOnce()) {
+            let start = Instant::now();
+            block();
+            self.runtime.trace_span(
+                self.name.clone(),
+                launch.kernel.clone(),
+                start,
+                Instant::now(),
+            );
+        }
+    }
+}
+
+#[cfg(not(feature = "trace"))]
+mod lane {
+    use taskweave_executor::Runtime;
+
+    use super::Launch;
+    use crate::device::CoreKind;
+
+    /// Tracing compiled out: a zero-sized lane that just runs the block.
+    pub(super) struct CoreLane;
+
+    impl CoreLane {
+        #[inline(always)]
+        pub(super) fn new(_runtime: &Runtime, _kind: CoreKind, _core: usize) -> Self {
+            CoreLane
+        }
+
+        #[inline(always)]
+        pub(super) fn run(&self, _launch: &Launch, block: impl FnOnce()) {
+            block();
+        }
     }
 }

@@ -126,7 +126,7 @@ impl DeviceBuilder {
         Device {
             inner: Arc::new(Inner {
                 runtime: runtime.clone(),
-                cores: Cores::start(self.cube, self.vector),
+                cores: Cores::start(self.cube, self.vector, runtime),
                 dma: DmaEngine::start(self.dma_latency),
             }),
         }
