@@ -128,7 +128,9 @@ pub fn deferred_chain(rt: &Runtime, tasks: usize) -> u64 {
             match rx.try_recv() {
                 Ok(token) => token.complete(),
                 Err(mpsc::TryRecvError::Empty) if stopping.load(Relaxed) => return,
-                Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                // Poll, and let other threads run: on two cores the completer shares
+                // a core with a worker or the orchestrator.
+                Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
                 Err(mpsc::TryRecvError::Disconnected) => return,
             }
         }
