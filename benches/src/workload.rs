@@ -346,7 +346,10 @@ mod tests {
     #[test]
     fn only_matches_prefixes_and_rejects_unknown_names() {
         let names = |only| select(only).map(|ws| ws.iter().map(|w| w.name).collect::<Vec<_>>());
-        assert_eq!(names("linear").unwrap(), ["linear_chain", "linear_chain_traced"]);
+        assert_eq!(
+            names("linear").unwrap(),
+            ["linear_chain", "linear_chain_traced"]
+        );
         assert_eq!(names("linear_chain_t").unwrap(), ["linear_chain_traced"]);
         assert_eq!(
             names("wavefront,async").unwrap(),

@@ -12,7 +12,10 @@ fn drain_all(mailbox: &Mailbox, expected: usize, producers: usize) -> Vec<usize>
     let mut received = 0;
     while received < expected {
         let taken = mailbox.drain(usize::MAX, |(producer, sequence)| {
-            assert_eq!(sequence, next[producer], "producer {producer}'s messages out of order or duplicated");
+            assert_eq!(
+                sequence, next[producer],
+                "producer {producer}'s messages out of order or duplicated"
+            );
             next[producer] += 1;
             received += 1;
         });
