@@ -91,7 +91,7 @@ pub struct Workload {
     /// The rayon version, for fork-join shapes only.
     pub rayon: Option<fn(&rayon::ThreadPool, usize) -> u64>,
     /// Versions on systems that need no runtime (e.g. a channel between threads).
-    pub plain: &'static [(System, fn(usize) -> u64)],
+    pub plain: &'static [PlainVersion],
 }
 
 /// Every workload, in report order (Taskflow's benchmark shapes).
@@ -277,6 +277,9 @@ pub fn select(only: &str) -> Result<Vec<&'static Workload>, String> {
         .filter(|w| prefixes.is_empty() || prefixes.iter().any(|p| w.name.starts_with(p)))
         .collect())
 }
+
+/// A version of a workload on a system that needs no runtime.
+pub type PlainVersion = (System, fn(usize) -> u64);
 
 /// A started instance of one system, which runs workloads.
 pub enum SystemRuntime {
