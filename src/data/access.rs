@@ -1,0 +1,419 @@
+//! Declared accesses: what a task says it reads and writes, and the views its body
+//! receives for them.
+//!
+//! An [`Access`] names a tensor, a [`Region`] and a mode ([`Read`], [`Write`],
+//! [`ReadWrite`]); the mode decides the view type ([`View`] or [`ViewMut`]). A task
+//! takes any [`Accesses`]: one access, a tuple of up to eight, a `Vec` or an array of
+//! them, or `()`. Its body receives the views in the same shape.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::element::Element;
+use super::region::Region;
+use super::tensor::{TensorInner, TensorMeta};
+use super::view::{Geometry, View, ViewMut};
+
+mod sealed {
+    /// Seals [`Mode`](super::Mode).
+    pub trait Mode {}
+    /// Seals [`Accesses`](super::Accesses).
+    pub trait Declared {}
+    /// Seals [`OwnedAccesses`](super::OwnedAccesses).
+    pub trait Owned {}
+}
+
+/// How a task accesses a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    /// The task reads the region (a shared view).
+    Read,
+    /// The task overwrites the region without reading it (an exclusive view).
+    Write,
+    /// The task reads and writes the region (an exclusive view).
+    ReadWrite,
+}
+
+impl AccessKind {
+    /// Whether the task reads the region's previous contents.
+    pub fn reads(self) -> bool {
+        matches!(self, AccessKind::Read | AccessKind::ReadWrite)
+    }
+
+    /// Whether the task writes the region.
+    pub fn writes(self) -> bool {
+        matches!(self, AccessKind::Write | AccessKind::ReadWrite)
+    }
+
+    /// `"Read"`, `"Write"` or `"ReadWrite"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessKind::Read => "Read",
+            AccessKind::Write => "Write",
+            AccessKind::ReadWrite => "ReadWrite",
+        }
+    }
+}
+
+impl std::fmt::Display for AccessKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mode of access, as a type: it decides the view the body gets. Sealed; the modes
+/// are [`Read`], [`Write`] and [`ReadWrite`].
+pub trait Mode: sealed::Mode + Send + Sync + 'static {
+    /// The mode as a value.
+    const KIND: AccessKind;
+    /// The view the body receives for an access of this mode.
+    type View<'v, T: Element>: Send;
+    #[doc(hidden)]
+    /// # Safety
+    /// As for [`View::new`] / [`ViewMut::new`], depending on the mode.
+    unsafe fn view<'v, T: Element>(base: *mut T, geometry: Geometry) -> Self::View<'v, T>;
+}
+
+/// Read access: the body gets a shared [`View`].
+#[derive(Clone, Copy, Debug)]
+pub struct Read;
+/// Write access (the previous contents are not read): the body gets a [`ViewMut`].
+#[derive(Clone, Copy, Debug)]
+pub struct Write;
+/// Read-write access: the body gets a [`ViewMut`].
+#[derive(Clone, Copy, Debug)]
+pub struct ReadWrite;
+
+impl sealed::Mode for Read {}
+impl sealed::Mode for Write {}
+impl sealed::Mode for ReadWrite {}
+
+impl Mode for Read {
+    const KIND: AccessKind = AccessKind::Read;
+    type View<'v, T: Element> = View<'v, T>;
+    unsafe fn view<'v, T: Element>(base: *mut T, geometry: Geometry) -> View<'v, T> {
+        // SAFETY: forwarded to the caller.
+        unsafe { View::new(base, geometry) }
+    }
+}
+
+impl Mode for Write {
+    const KIND: AccessKind = AccessKind::Write;
+    type View<'v, T: Element> = ViewMut<'v, T>;
+    unsafe fn view<'v, T: Element>(base: *mut T, geometry: Geometry) -> ViewMut<'v, T> {
+        // SAFETY: forwarded to the caller.
+        unsafe { ViewMut::new(base, geometry) }
+    }
+}
+
+impl Mode for ReadWrite {
+    const KIND: AccessKind = AccessKind::ReadWrite;
+    type View<'v, T: Element> = ViewMut<'v, T>;
+    unsafe fn view<'v, T: Element>(base: *mut T, geometry: Geometry) -> ViewMut<'v, T> {
+        // SAFETY: forwarded to the caller.
+        unsafe { ViewMut::new(base, geometry) }
+    }
+}
+
+/// One declared access: a region of a tensor in mode `M`. Made by
+/// [`Tensor::read`](crate::Tensor::read), [`Tensor::write`](crate::Tensor::write) and
+/// [`Tensor::read_write`](crate::Tensor::read_write); it borrows the tensor until the
+/// task is submitted.
+#[must_use = "an access does nothing until it is given to a task"]
+pub struct Access<'t, T: Element, M: Mode> {
+    tensor: &'t Arc<TensorInner<T>>,
+    region: Region,
+    no_dep: bool,
+    mode: PhantomData<M>,
+}
+
+impl<'t, T: Element, M: Mode> Access<'t, T, M> {
+    pub(crate) fn new(tensor: &'t Arc<TensorInner<T>>, region: Region) -> Self {
+        Access {
+            tensor,
+            region,
+            no_dep: false,
+            mode: PhantomData,
+        }
+    }
+
+    /// The region.
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    /// Opts this access out of the dependency map: no edge is derived for it and later
+    /// tasks do not order after it. Only explicit dependencies (and the task's other
+    /// accesses) order it.
+    ///
+    /// Accesses to [manual](crate::Scope::manual_zeros) tensors are never in the map
+    /// and are checked at run time instead; this is the unchecked escape hatch for
+    /// tracked tensors (PTO2's per-argument `no_dep`), for when the program orders
+    /// the accesses some other way.
+    ///
+    /// # Safety
+    /// While this task runs, no other task may access an overlapping region of the
+    /// tensor unless both only read: the caller must order every such task before or
+    /// after this one with explicit dependencies (or typed inputs).
+    pub unsafe fn no_dep(mut self) -> Self {
+        self.no_dep = true;
+        self
+    }
+}
+
+/// What the submitter needs to know about one declared access.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct AccessInfo<'a> {
+    pub(crate) meta: &'a TensorMeta,
+    pub(crate) region: &'a Region,
+    pub(crate) kind: AccessKind,
+    pub(crate) no_dep: bool,
+}
+
+/// An access as the task body owns it: the tensor kept alive, the region, the mode.
+///
+/// Dropped without [`OwnedAccesses::complete`] (the body failed, panicked or never
+/// ran), it counts a failure on its tensor (see the map's cleanup).
+pub struct OwnedAccess<T: Element, M: Mode> {
+    tensor: Arc<TensorInner<T>>,
+    region: Region,
+    completed: bool,
+    mode: PhantomData<M>,
+}
+
+impl<T: Element, M: Mode> Drop for OwnedAccess<T, M> {
+    fn drop(&mut self) {
+        if !self.completed {
+            // Before the task finishes (its body is dropped first), so a cleanup that
+            // sees the task finished sees this too (Release, paired with its Acquire).
+            self.tensor.meta.failures.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// What a task declares it accesses: an [`Access`], `()`, a tuple of up to eight
+/// `Accesses`, or a `Vec` or array of them. Sealed.
+pub trait Accesses: sealed::Declared + Send + Sync {
+    /// The form the task body owns (keeps the tensors alive while it runs).
+    type Owned: OwnedAccesses;
+    #[doc(hidden)]
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>));
+    #[doc(hidden)]
+    fn to_owned(&self) -> Self::Owned;
+}
+
+/// The accesses a task body owns; [`OwnedAccesses::Views`] is what the body receives.
+/// Sealed.
+pub trait OwnedAccesses: sealed::Owned + Send + 'static {
+    /// The views, in the shape the accesses were declared in.
+    type Views<'v>: Send;
+    #[doc(hidden)]
+    fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind));
+    #[doc(hidden)]
+    /// Marks the accesses as completed: the body returned successfully.
+    fn complete(&mut self);
+    #[doc(hidden)]
+    /// # Safety
+    /// The task owning these accesses is running, every access was checked at
+    /// submission (valid region, no overlap with another access of the task unless
+    /// both read), and the dependency rules (or the run-time check for manual
+    /// tensors) guarantee that no other task accesses the regions in conflict during
+    /// `'v`. Called once per run.
+    unsafe fn views<'v>(&'v self) -> Self::Views<'v>;
+}
+
+/// The views a body receives for accesses `A`.
+pub type ViewsOf<'v, A> = <<A as Accesses>::Owned as OwnedAccesses>::Views<'v>;
+
+impl<T: Element, M: Mode> sealed::Declared for Access<'_, T, M> {}
+impl<T: Element, M: Mode> sealed::Owned for OwnedAccess<T, M> {}
+
+impl<T: Element, M: Mode> Accesses for Access<'_, T, M> {
+    type Owned = OwnedAccess<T, M>;
+
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+        f(AccessInfo {
+            meta: &self.tensor.meta,
+            region: &self.region,
+            kind: M::KIND,
+            no_dep: self.no_dep,
+        });
+    }
+
+    fn to_owned(&self) -> OwnedAccess<T, M> {
+        OwnedAccess {
+            tensor: Arc::clone(self.tensor),
+            region: self.region,
+            completed: false,
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<T: Element, M: Mode> OwnedAccesses for OwnedAccess<T, M> {
+    type Views<'v> = M::View<'v, T>;
+
+    fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
+        f(&self.tensor.meta, &self.region, M::KIND);
+    }
+
+    fn complete(&mut self) {
+        self.completed = true;
+    }
+
+    unsafe fn views<'v>(&'v self) -> M::View<'v, T> {
+        let geometry = Geometry::new(&self.tensor.meta.shape, &self.region);
+        // SAFETY: the buffer is kept alive by our `Arc` for as long as `self` is
+        // borrowed ('v); the region was checked against the shape at submission; the
+        // caller guarantees the exclusivity the mode asks for (rules D1-D4 in
+        // `crate::data`).
+        unsafe { M::view(self.tensor.base(), geometry) }
+    }
+}
+
+impl sealed::Declared for () {}
+impl sealed::Owned for () {}
+
+impl Accesses for () {
+    type Owned = ();
+    fn for_each<'a>(&'a self, _: &mut dyn FnMut(AccessInfo<'a>)) {}
+    fn to_owned(&self) {}
+}
+
+impl OwnedAccesses for () {
+    type Views<'v> = ();
+    fn for_each_owned<'a>(&'a self, _: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {}
+    fn complete(&mut self) {}
+    unsafe fn views(&self) {}
+}
+
+impl<A: Accesses> sealed::Declared for Vec<A> {}
+impl<O: OwnedAccesses> sealed::Owned for Vec<O> {}
+
+impl<A: Accesses> Accesses for Vec<A> {
+    type Owned = Vec<A::Owned>;
+
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+        for access in self {
+            access.for_each(f);
+        }
+    }
+
+    fn to_owned(&self) -> Vec<A::Owned> {
+        self.iter().map(Accesses::to_owned).collect()
+    }
+}
+
+impl<O: OwnedAccesses> OwnedAccesses for Vec<O> {
+    type Views<'v> = Vec<O::Views<'v>>;
+
+    fn complete(&mut self) {
+        self.iter_mut().for_each(OwnedAccesses::complete);
+    }
+
+    fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
+        for access in self {
+            access.for_each_owned(f);
+        }
+    }
+
+    unsafe fn views<'v>(&'v self) -> Self::Views<'v> {
+        // SAFETY: forwarded; the elements are accesses of the same task.
+        self.iter()
+            .map(|access| unsafe { access.views() })
+            .collect()
+    }
+}
+
+impl<A: Accesses, const N: usize> sealed::Declared for [A; N] {}
+impl<O: OwnedAccesses, const N: usize> sealed::Owned for [O; N] {}
+
+impl<A: Accesses, const N: usize> Accesses for [A; N] {
+    type Owned = [A::Owned; N];
+
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+        for access in self {
+            access.for_each(f);
+        }
+    }
+
+    fn to_owned(&self) -> [A::Owned; N] {
+        self.each_ref().map(Accesses::to_owned)
+    }
+}
+
+impl<O: OwnedAccesses, const N: usize> OwnedAccesses for [O; N] {
+    type Views<'v> = [O::Views<'v>; N];
+
+    fn complete(&mut self) {
+        self.iter_mut().for_each(OwnedAccesses::complete);
+    }
+
+    fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
+        for access in self {
+            access.for_each_owned(f);
+        }
+    }
+
+    unsafe fn views<'v>(&'v self) -> Self::Views<'v> {
+        // SAFETY: forwarded; the elements are accesses of the same task.
+        self.each_ref().map(|access| unsafe { access.views() })
+    }
+}
+
+macro_rules! tuple_accesses {
+    ($($name:ident),+) => {
+        impl<$($name: Accesses),+> sealed::Declared for ($($name,)+) {}
+        impl<$($name: OwnedAccesses),+> sealed::Owned for ($($name,)+) {}
+
+        impl<$($name: Accesses),+> Accesses for ($($name,)+) {
+            type Owned = ($($name::Owned,)+);
+
+            #[allow(non_snake_case)]
+            fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+                let ($($name,)+) = self;
+                $($name.for_each(f);)+
+            }
+
+            #[allow(non_snake_case)]
+            fn to_owned(&self) -> Self::Owned {
+                let ($($name,)+) = self;
+                ($($name.to_owned(),)+)
+            }
+        }
+
+        impl<$($name: OwnedAccesses),+> OwnedAccesses for ($($name,)+) {
+            type Views<'v> = ($($name::Views<'v>,)+);
+
+            #[allow(non_snake_case)]
+            fn complete(&mut self) {
+                let ($($name,)+) = self;
+                $($name.complete();)+
+            }
+
+            #[allow(non_snake_case)]
+            fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
+                let ($($name,)+) = self;
+                $($name.for_each_owned(f);)+
+            }
+
+            #[allow(non_snake_case)]
+            unsafe fn views<'v>(&'v self) -> Self::Views<'v> {
+                let ($($name,)+) = self;
+                // SAFETY: forwarded; the elements are accesses of the same task.
+                unsafe { ($($name.views(),)+) }
+            }
+        }
+    };
+}
+
+tuple_accesses!(A);
+tuple_accesses!(A, B);
+tuple_accesses!(A, B, C);
+tuple_accesses!(A, B, C, D);
+tuple_accesses!(A, B, C, D, E);
+tuple_accesses!(A, B, C, D, E, F);
+tuple_accesses!(A, B, C, D, E, F, G);
+tuple_accesses!(A, B, C, D, E, F, G, H);

@@ -1,0 +1,638 @@
+//! The dependency map of one tracked tensor: which task last wrote each region and
+//! which tasks read it since, so that a new access finds the earlier tasks it
+//! conflicts with (rules D2-D4 in [`crate::data`]).
+//!
+//! # Layout
+//!
+//! An *entry* is a box (see [`region`](super::region)) with its last writer and the
+//! readers since. Entries are grouped into *grids*: every box belongs to exactly one
+//! grid, the one of its extent and of its offset modulo that extent (its phase). In
+//! one grid the boxes are the cells of a lattice, so two of them overlap only if
+//! they are equal, and the cells a query box can overlap are a computable index range.
+//! A query visits, per grid, either those cells (hash lookups) or all the grid's
+//! entries, whichever is fewer. A program of uniform tiles has one grid and pays one
+//! hash lookup per access; arbitrary mixes stay exact and degrade towards a scan.
+//!
+//! # Rules
+//!
+//! - A read depends on the writer of every overlapping entry (RAW).
+//! - A write depends on the readers of every overlapping entry (WAR) and, where an
+//!   entry has no reader since its write, on its writer (WAW). (Readers of an entry
+//!   came after its writer and depend on it, so the writer is implied.)
+//! - A write retires the entries it covers: they can only ever matter through it.
+//!   So a chain of writes to one region keeps one entry.
+//! - Overlap is exact: every region is a union of boxes, and boxes overlap or not.
+//!   Anything the map could not decide would be ordered (fail closed); nothing is
+//!   left undecided today.
+//! - Cleanup: when the entries and readers exceed twice what was left after the last
+//!   cleanup, finished tasks are dropped from them and empty entries removed. A task
+//!   that *failed* stays while its slot is held (by its scope), so later accesses
+//!   deterministically fail with it. The map's size is therefore bounded by the
+//!   tasks in flight or held, not by the tasks ever submitted.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use smallvec::SmallVec;
+
+use super::access::AccessKind;
+use super::region::{Bounds, MAX_RANK};
+use crate::graph::DepKind;
+use crate::{Runtime, TaskId};
+
+/// Fewest entries and readers at which a cleanup runs.
+const MIN_CLEANUP: usize = 256;
+
+/// The dependency map of one tensor. Only submitters write it; it is aligned to a
+/// cache line so that those writes do not evict the tensor's read-mostly fields
+/// (shape, buffer) from the workers' caches.
+#[repr(align(64))]
+pub(crate) struct DepMap {
+    grids: Vec<Grid>,
+    /// Entries plus readers, over all grids.
+    items: usize,
+    /// Run a cleanup when `items` exceeds this.
+    cleanup_at: usize,
+    /// The tensor's failure count at the last cleanup.
+    failures_seen: u64,
+    /// Whether the last cleanup kept a failed task.
+    retains_failures: bool,
+}
+
+/// The boxes of one extent and phase.
+struct Grid {
+    extent: [u32; MAX_RANK],
+    phase: [u32; MAX_RANK],
+    /// Keyed by the box's start.
+    cells: HashMap<CellKey, Entry, BuildHasherDefault<FxHasher>>,
+}
+
+/// The start of a box, as a map key (hashed as two words).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CellKey([u32; MAX_RANK]);
+
+impl Hash for CellKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [a, b, c, d] = self.0.map(u64::from);
+        state.write_u64(a << 32 | b);
+        state.write_u64(c << 32 | d);
+    }
+}
+
+/// What the map knows about one box.
+struct Entry {
+    /// The last task that wrote the box, or `INVALID`.
+    writer: TaskId,
+    /// Tasks that read the box since that write.
+    readers: SmallVec<[TaskId; 2]>,
+    /// Scratch of the cleanup: which of the tasks above had finished.
+    finished: u64,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            writer: TaskId::INVALID,
+            readers: SmallVec::new(),
+            finished: 0,
+        }
+    }
+}
+
+impl Default for DepMap {
+    fn default() -> Self {
+        DepMap {
+            grids: Vec::new(),
+            items: 0,
+            cleanup_at: MIN_CLEANUP,
+            failures_seen: 0,
+            retains_failures: false,
+        }
+    }
+}
+
+/// The dependencies a submission found, with their kinds when the graph is recorded.
+pub(crate) struct DepSink {
+    pub(crate) ids: SmallVec<[TaskId; 8]>,
+    pub(crate) edges: Option<Vec<(TaskId, DepKind, u64)>>,
+}
+
+impl DepSink {
+    pub(crate) fn new(record_edges: bool) -> Self {
+        DepSink {
+            ids: SmallVec::new(),
+            edges: record_edges.then(Vec::new),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, id: TaskId, kind: DepKind, tensor: u64) {
+        if !id.is_valid() {
+            return;
+        }
+        self.ids.push(id);
+        if let Some(edges) = &mut self.edges {
+            edges.push((id, kind, tensor));
+        }
+    }
+}
+
+impl DepMap {
+    /// Adds to `sink` the tasks an access of `kind` to box `query` must follow and,
+    /// for a write, retires the entries it covers (except the one of `query` itself,
+    /// which [`DepMap::record`] updates).
+    pub(crate) fn lookup(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        tensor: u64,
+        sink: &mut DepSink,
+    ) {
+        let visit = |entry: &Entry, sink: &mut DepSink| {
+            if kind.reads() {
+                sink.push(entry.writer, DepKind::Raw, tensor);
+            }
+            if kind.writes() {
+                for &reader in &entry.readers {
+                    sink.push(reader, DepKind::War, tensor);
+                }
+                if entry.readers.is_empty() && !kind.reads() {
+                    sink.push(entry.writer, DepKind::Waw, tensor);
+                }
+            }
+        };
+        // Fast path: one grid, and the query is one of its cells; then that cell is
+        // the only box of the map that can overlap it (and the write covers nothing
+        // else to retire).
+        if let [grid] = &self.grids[..]
+            && grid.has_cell(query)
+        {
+            if let Some(entry) = grid.cells.get(&CellKey(query.start)) {
+                visit(entry, sink);
+            }
+            return;
+        }
+        let mut emptied = false;
+        for grid in &mut self.grids {
+            let removed = grid.visit(query, kind.writes(), |entry| visit(entry, sink));
+            self.items -= removed;
+            emptied |= grid.cells.is_empty();
+        }
+        if emptied {
+            self.grids.retain(|grid| !grid.cells.is_empty());
+        }
+    }
+
+    /// Records that `task` accesses box `query` in `kind`: a write becomes the box's
+    /// writer (clearing its readers), a read joins its readers.
+    /// `failures` is the tensor's count of tasks that did not complete (for cleanup).
+    pub(crate) fn record(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        task: TaskId,
+        rt: &Runtime,
+        failures: &AtomicU64,
+    ) {
+        let at = match self.grids.iter().position(|g| g.has_cell(query)) {
+            Some(at) => at,
+            None => {
+                let extent = query.extent();
+                self.grids.push(Grid {
+                    extent,
+                    phase: std::array::from_fn(|d| {
+                        remainder(query.start[d] as u64, extent[d] as u64) as u32
+                    }),
+                    cells: HashMap::default(),
+                });
+                self.grids.len() - 1
+            }
+        };
+        let entry = match self.grids[at].cells.entry(CellKey(query.start)) {
+            MapEntry::Occupied(occupied) => occupied.into_mut(),
+            MapEntry::Vacant(vacant) => {
+                self.items += 1;
+                vacant.insert(Entry::default())
+            }
+        };
+        if kind.writes() {
+            self.items -= entry.readers.len();
+            entry.readers.clear();
+            entry.writer = task;
+        } else {
+            entry.readers.push(task);
+            self.items += 1;
+        }
+        if self.items > self.cleanup_at {
+            self.cleanup(rt, failures);
+        }
+    }
+
+    /// Drops finished tasks (keeping held failures) and empty entries.
+    ///
+    /// Telling a failed task from a completed one takes a `TaskWatch` (an
+    /// acquisition of its slot); telling finished from running takes one load. So the
+    /// common case, where no task that accessed this tensor failed since the last
+    /// cleanup (the tensor's `failures` count, which a task bumps before it finishes,
+    /// has not moved), prunes on the load alone: pass one notes which tasks have
+    /// finished, then the count is read, then pass two prunes only the tasks noted.
+    /// A failure of a task noted in pass one shows in the count (bumped before the
+    /// task finished, read after we saw it finished); a task that finishes later is
+    /// not pruned by this cleanup. Otherwise, or while failed tasks are retained,
+    /// every finished task's outcome is looked at.
+    fn cleanup(&mut self, rt: &Runtime, failures: &AtomicU64) {
+        let careful_already = self.retains_failures;
+        if !careful_already {
+            // Pass one: note in each entry which of its tasks have finished (bit 0:
+            // the writer, bit 1 + i: reader i; readers past 62 are not pruned here).
+            for entry in self.grids.iter_mut().flat_map(|g| g.cells.values_mut()) {
+                let mut finished =
+                    u64::from(entry.writer.is_valid() && rt.is_finished(entry.writer));
+                for (i, reader) in entry.readers.iter().take(63).enumerate() {
+                    finished |= u64::from(rt.is_finished(*reader)) << (i + 1);
+                }
+                entry.finished = finished;
+            }
+        }
+        // Acquire: every failure counted by a task seen finished above is visible.
+        let failed = failures.load(Ordering::Acquire);
+        let careful = careful_already || failed != self.failures_seen;
+        self.failures_seen = failed;
+        let mut retained = false;
+        let mut items = 0;
+        for grid in &mut self.grids {
+            grid.cells.retain(|_, entry| {
+                if careful {
+                    let mut drop_task = |task: TaskId| match status(rt, task) {
+                        Status::Done => true,
+                        Status::Running => false,
+                        Status::Failed => {
+                            retained = true;
+                            false
+                        }
+                    };
+                    if entry.writer.is_valid() && drop_task(entry.writer) {
+                        entry.writer = TaskId::INVALID;
+                    }
+                    entry.readers.retain(|reader| !drop_task(*reader));
+                } else {
+                    let finished = entry.finished;
+                    if finished & 1 != 0 {
+                        entry.writer = TaskId::INVALID;
+                    }
+                    let mut bit = 1;
+                    entry.readers.retain(|_| {
+                        let done = bit < 64 && finished & (1 << bit) != 0;
+                        bit += 1;
+                        !done
+                    });
+                }
+                let keep = entry.writer.is_valid() || !entry.readers.is_empty();
+                if keep {
+                    items += 1 + entry.readers.len();
+                }
+                keep
+            });
+            // Give memory back after a burst, without churning: shrinking to fit
+            // and growing again would rehash on every cleanup.
+            if grid.cells.capacity() > 8 * grid.cells.len() + 1024 {
+                grid.cells.shrink_to(2 * grid.cells.len());
+            }
+        }
+        self.retains_failures = retained;
+        self.grids.retain(|grid| !grid.cells.is_empty());
+        self.items = items;
+        self.cleanup_at = (2 * items).max(MIN_CLEANUP);
+    }
+
+    /// Entries plus readers (for tests of the memory bound).
+    #[cfg(test)]
+    pub(crate) fn items(&self) -> usize {
+        self.items
+    }
+}
+
+/// `x / d`, without a division for the extents tiles usually have (1 and powers of
+/// two): a division costs tens of cycles, and a lookup makes several.
+#[inline]
+fn quotient(x: u64, d: u64) -> u64 {
+    if d.is_power_of_two() {
+        x >> d.trailing_zeros()
+    } else {
+        x / d
+    }
+}
+
+/// `x % d`, as [`quotient`].
+#[inline]
+fn remainder(x: u64, d: u64) -> u64 {
+    if d.is_power_of_two() {
+        x & (d - 1)
+    } else {
+        x % d
+    }
+}
+
+/// Where a task stands, for cleanup.
+enum Status {
+    /// Not finished: keep it.
+    Running,
+    /// Completed, or its slot was reclaimed (its outcome is gone, as for any stale
+    /// id): drop it.
+    Done,
+    /// Failed, and its slot is still held (by its scope): keep it, so that later
+    /// accesses fail with it, deterministically.
+    Failed,
+}
+
+fn status(rt: &Runtime, task: TaskId) -> Status {
+    if !rt.is_finished(task) {
+        return Status::Running;
+    }
+    match rt.watch(task) {
+        None => Status::Done,
+        Some(watch) => match watch.outcome() {
+            Some(Ok(())) => Status::Done,
+            Some(Err(_)) => Status::Failed,
+            None => Status::Running,
+        },
+    }
+}
+
+impl Grid {
+    /// Whether `query` is one of this grid's cells (same extent and phase).
+    #[inline]
+    fn has_cell(&self, query: &Bounds) -> bool {
+        (0..MAX_RANK).all(|d| {
+            let extent = self.extent[d];
+            query.end[d] - query.start[d] == extent
+                && remainder(query.start[d] as u64, extent as u64) == self.phase[d] as u64
+        })
+    }
+
+    /// Calls `visit` for every entry overlapping `query`; with `retire`, removes the
+    /// entries `query` covers (other than `query`'s own cell). Returns the items
+    /// removed.
+    fn visit(&mut self, query: &Bounds, retire: bool, mut visit: impl FnMut(&Entry)) -> usize {
+        // The cells overlapping `query`, per dimension: cell k spans
+        // [phase + k * extent, phase + (k + 1) * extent).
+        let mut first = [0u64; MAX_RANK];
+        let mut last = [0u64; MAX_RANK];
+        let mut cells: u64 = 1;
+        for d in 0..MAX_RANK {
+            let (extent, phase) = (self.extent[d] as u64, self.phase[d] as u64);
+            let (start, end) = (query.start[d] as u64, query.end[d] as u64);
+            first[d] = quotient(start.saturating_sub(phase), extent);
+            last[d] = quotient(end.saturating_sub(phase) + extent - 1, extent);
+            if last[d] <= first[d] {
+                return 0;
+            }
+            cells = cells.saturating_mul(last[d] - first[d]);
+        }
+        let (extent, phase) = (self.extent, self.phase);
+        let own_grid = extent == query.extent();
+        let cell_at = |start: &[u32; MAX_RANK]| Bounds {
+            start: *start,
+            end: std::array::from_fn(|d| start[d] + extent[d]),
+        };
+        let retires = |start: &[u32; MAX_RANK]| {
+            retire && query.contains(&cell_at(start)) && !(own_grid && *start == query.start)
+        };
+        let mut removed = 0;
+        if cells <= self.cells.len() as u64 {
+            let mut start = [0u32; MAX_RANK];
+            for k0 in first[0]..last[0] {
+                for k1 in first[1]..last[1] {
+                    for k2 in first[2]..last[2] {
+                        for k3 in first[3]..last[3] {
+                            let mut outside = false;
+                            for (d, k) in [k0, k1, k2, k3].into_iter().enumerate() {
+                                let at = phase[d] as u64 + k * extent[d] as u64;
+                                outside |= at > u32::MAX as u64;
+                                start[d] = at as u32;
+                            }
+                            if outside {
+                                continue;
+                            }
+                            let key = CellKey(start);
+                            let Some(entry) = self.cells.get(&key) else {
+                                continue;
+                            };
+                            visit(entry);
+                            if retires(&start) {
+                                removed += 1 + entry.readers.len();
+                                self.cells.remove(&key);
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            self.cells.retain(|CellKey(start), entry| {
+                if !cell_at(start).overlaps(query) {
+                    return true;
+                }
+                visit(entry);
+                let retired = retires(start);
+                if retired {
+                    removed += 1 + entry.readers.len();
+                }
+                !retired
+            });
+        }
+        removed
+    }
+}
+
+/// The Firefox/rustc hash: one multiply-rotate per word, plenty for box starts.
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    const SEED: u64 = 0xf135_7aea_2e62_a9c5;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The multiply leaves the high bits best mixed; hashbrown takes its control
+        // byte from the top and the bucket from the bottom, so fold them together.
+        self.hash.rotate_left(26)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::region::{Region, Shape};
+
+    /// A tensor in which no task failed.
+    static NONE: AtomicU64 = AtomicU64::new(0);
+
+    fn bounds(shape: &Shape, region: Region) -> Bounds {
+        region.resolve(shape).unwrap()[0]
+    }
+
+    fn deps(map: &mut DepMap, b: &Bounds, kind: AccessKind) -> Vec<(TaskId, DepKind)> {
+        let mut sink = DepSink::new(true);
+        map.lookup(b, kind, 0, &mut sink);
+        sink.edges
+            .unwrap()
+            .into_iter()
+            .map(|(id, kind, _)| (id, kind))
+            .collect()
+    }
+
+    /// Ids of real tasks that stay open until `gate` is dropped.
+    fn open_tasks(rt: &Runtime, n: usize) -> (Vec<crate::Task<()>>, std::sync::mpsc::Sender<()>) {
+        let (gate, wait) = std::sync::mpsc::channel::<()>();
+        let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+        let blocker = {
+            let wait = wait.clone();
+            rt.task(move || {
+                let _ = wait.lock().unwrap().recv();
+            })
+            .submit_blocking()
+        };
+        let mut tasks = vec![blocker];
+        for _ in 1..n {
+            let after = tasks[0].id();
+            tasks.push(rt.task(|| ()).after([after]).submit_blocking());
+        }
+        (tasks, gate)
+    }
+
+    #[test]
+    fn edge_kinds_and_retiring() {
+        let rt = Runtime::builder().workers(1).build();
+        let (tasks, gate) = open_tasks(&rt, 6);
+        let [w1, r1, r2, w2, w3, r3] = [0, 1, 2, 3, 4, 5].map(|i| tasks[i].id());
+        let shape = Shape::new(&[8, 8]).unwrap();
+        let tile = bounds(&shape, Region::tile([0, 0], [4, 4]));
+        let inner = bounds(&shape, Region::tile([1, 1], [2, 2]));
+        let other = bounds(&shape, Region::tile([4, 4], [4, 4]));
+        let mut map = DepMap::default();
+
+        assert!(deps(&mut map, &tile, AccessKind::Write).is_empty());
+        map.record(&tile, AccessKind::Write, w1, &rt, &NONE);
+        assert_eq!(
+            deps(&mut map, &inner, AccessKind::Read),
+            [(w1, DepKind::Raw)]
+        );
+        map.record(&inner, AccessKind::Read, r1, &rt, &NONE);
+        assert_eq!(
+            deps(&mut map, &tile, AccessKind::Read),
+            [(w1, DepKind::Raw)]
+        );
+        map.record(&tile, AccessKind::Read, r2, &rt, &NONE);
+        assert!(deps(&mut map, &other, AccessKind::ReadWrite).is_empty());
+        // The write covers `inner` (retired) and its own tile (kept for `record`).
+        let mut found = deps(&mut map, &tile, AccessKind::Write);
+        found.sort();
+        let mut expected = vec![(r1, DepKind::War), (r2, DepKind::War)];
+        expected.sort();
+        assert_eq!(found, expected);
+        map.record(&tile, AccessKind::Write, w2, &rt, &NONE);
+        assert_eq!(map.items(), 1);
+        assert_eq!(
+            deps(&mut map, &inner, AccessKind::Write),
+            [(w2, DepKind::Waw)]
+        );
+        map.record(&inner, AccessKind::Write, w3, &rt, &NONE);
+        let mut found = deps(&mut map, &inner, AccessKind::ReadWrite);
+        found.sort();
+        assert_eq!(found, [(w2, DepKind::Raw), (w3, DepKind::Raw)]);
+        map.record(&inner, AccessKind::Read, r3, &rt, &NONE);
+        drop(gate);
+        for task in tasks {
+            task.wait_blocking().unwrap();
+        }
+    }
+
+    #[test]
+    fn cleanup_bounds_the_map_by_the_tasks_in_flight() {
+        let rt = Runtime::builder().workers(2).build();
+        let shape = Shape::new(&[1 << 16]).unwrap();
+        let mut map = DepMap::default();
+        let mut peak = 0;
+        for i in 0..20_000usize {
+            let task = rt.task(|| ()).submit_blocking();
+            let b = bounds(&shape, Region::range(i..i + 1));
+            let mut sink = DepSink::new(false);
+            map.lookup(&b, AccessKind::Write, 0, &mut sink);
+            map.record(&b, AccessKind::Write, task.id(), &rt, &NONE);
+            drop(task);
+            if i % 1000 == 999 {
+                rt.synchronize_blocking();
+            }
+            peak = peak.max(map.items());
+        }
+        assert!(peak <= 4 * 1024, "the map grew to {peak} items");
+    }
+
+    #[test]
+    fn many_grids_stay_exact() {
+        let rt = Runtime::builder().workers(1).build();
+        let (tasks, gate) = open_tasks(&rt, 3);
+        let shape = Shape::new(&[100]).unwrap();
+        let mut map = DepMap::default();
+        let a = bounds(&shape, Region::range(10..17));
+        let b = bounds(&shape, Region::range(17..30));
+        let c = bounds(&shape, Region::range(0..11));
+        map.record(&a, AccessKind::Write, tasks[0].id(), &rt, &NONE);
+        map.record(&b, AccessKind::Write, tasks[1].id(), &rt, &NONE);
+        assert_eq!(
+            deps(&mut map, &c, AccessKind::Read),
+            [(tasks[0].id(), DepKind::Raw)]
+        );
+        let d = bounds(&shape, Region::range(16..18));
+        let mut found = deps(&mut map, &d, AccessKind::Read);
+        found.sort();
+        assert_eq!(found.len(), 2);
+        map.record(
+            &bounds(&shape, Region::all()),
+            AccessKind::Write,
+            tasks[2].id(),
+            &rt,
+            &NONE,
+        );
+        drop(gate);
+        for task in tasks {
+            task.wait_blocking().unwrap();
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Submitting a data task: the [`DataSubmit`] builder, checking the declared
+//! accesses, and the submission protocol (lock, look up, submit, record; rules D1-D4
+//! in [`crate::data`]).
+
+use std::borrow::Cow;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use smallvec::SmallVec;
+
+use super::Scope;
+use super::ScopeKind;
+use super::body::{
+    AsyncBody, AsyncViewsFn, BoxError, DataflowBody, SyncBody, TaskBody, TryAsyncBody, TrySyncBody,
+};
+use crate::data::{AccessInfo, Accesses, Boxes, DepSink, RegionProblem, ViewsOf};
+use crate::error::DataError;
+use crate::graph::{EdgeSource, GraphEdge, GraphTask};
+use crate::{Inputs, Task, TaskId};
+
+/// A data task about to be submitted: set its name and explicit dependencies, then
+/// `.submit().await` it (or just `.await` it, or `.submit_blocking()`).
+///
+/// Submitting checks the declared accesses (regions in bounds and of the right rank,
+/// no region declared twice, no write overlapping another access of the task,
+/// tensors of this scope tree, only manual tensors in a manual scope) and the scope's
+/// size, derives the task's dependencies from the accesses, adds the explicit ones
+/// and the typed inputs, and submits. It resolves to the task's handle, or to the
+/// [`DataError`] that rejected it (then nothing was submitted).
+#[must_use = "a task is submitted only by .submit().await, .await or .submit_blocking()"]
+pub struct DataSubmit<'s, 'p, A, B> {
+    scope: &'s Scope<'p>,
+    accesses: A,
+    body: B,
+    name: Option<Cow<'static, str>>,
+    after: Vec<TaskId>,
+}
+
+impl<'p> Scope<'p> {
+    /// A task whose body receives the views of `accesses` and returns a value.
+    ///
+    /// `accesses` is one [`Access`](crate::Access) (from [`Tensor::read`](crate::Tensor::read),
+    /// [`write`](crate::Tensor::write) or [`read_write`](crate::Tensor::read_write)),
+    /// a tuple of up to eight, a `Vec` or an array of them, or `()`; the body gets the
+    /// views in the same shape.
+    ///
+    /// ```
+    /// use taskweave::{Region, Runtime, Scope};
+    /// let rt = Runtime::builder().workers(2).build();
+    /// let scope = Scope::new(&rt, "main");
+    /// let a = scope.from_vec("a", [2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    /// let b = scope.zeros::<f64>("b", [2, 2]);
+    /// let scale = scope
+    ///     .task((a.read(..), b.write(..)), |(a, mut b)| {
+    ///         for (from, to) in a.rows().zip(b.rows_mut()) {
+    ///             for (x, y) in from.iter().zip(to) {
+    ///                 *y = 2.0 * x;
+    ///             }
+    ///         }
+    ///     })
+    ///     .name("scale")
+    ///     .submit_blocking()
+    ///     .unwrap();
+    /// // Reads `b` after `scale` wrote it: the dependency is derived.
+    /// let sum = scope.task(b.read(..), |b| b.rows().flatten().sum::<f64>()).submit_blocking().unwrap();
+    /// assert_eq!(sum.wait_blocking().unwrap(), 20.0);
+    /// # let _ = scale;
+    /// ```
+    pub fn task<A, F, T>(&self, accesses: A, body: F) -> DataSubmit<'_, 'p, A, SyncBody<F, T>>
+    where
+        A: Accesses,
+        F: for<'v> FnOnce(ViewsOf<'v, A>) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submission(accesses, SyncBody(body, PhantomData))
+    }
+
+    /// A task whose body may fail: `Err` fails the task with
+    /// [`TaskError::Failed`](crate::TaskError::Failed) (and its dependents with
+    /// `DependencyFailed`).
+    pub fn try_task<A, F, T, E>(
+        &self,
+        accesses: A,
+        body: F,
+    ) -> DataSubmit<'_, 'p, A, TrySyncBody<F, T, E>>
+    where
+        A: Accesses,
+        F: for<'v> FnOnce(ViewsOf<'v, A>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.submission(accesses, TrySyncBody(body, PhantomData))
+    }
+
+    /// A task whose body is async: it receives the views and returns a boxed future
+    /// that may hold them across `.await`s (`|views| Box::pin(async move { .. })`).
+    ///
+    /// ```
+    /// use taskweave::{Runtime, Scope};
+    /// let rt = Runtime::builder().workers(2).build();
+    /// let scope = Scope::new(&rt, "main");
+    /// let v = scope.zeros::<i32>("v", [3]);
+    /// scope
+    ///     .task_async(v.write(..), |mut v| {
+    ///         Box::pin(async move {
+    ///             let first = async { 7 }.await; // the view lives across the await
+    ///             v.fill(first);
+    ///         })
+    ///     })
+    ///     .submit_blocking()
+    ///     .unwrap();
+    /// assert_eq!(scope.read_blocking(&v, ..).unwrap(), [7, 7, 7]);
+    /// ```
+    pub fn task_async<A, F, T>(
+        &self,
+        accesses: A,
+        body: F,
+    ) -> DataSubmit<'_, 'p, A, AsyncBody<F, T>>
+    where
+        A: Accesses,
+        F: for<'v> AsyncViewsFn<'v, ViewsOf<'v, A>, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submission(accesses, AsyncBody(body, PhantomData))
+    }
+
+    /// An async task whose future may fail (see [`Scope::task_async`], [`Scope::try_task`]).
+    pub fn try_task_async<A, F, T, E>(
+        &self,
+        accesses: A,
+        body: F,
+    ) -> DataSubmit<'_, 'p, A, TryAsyncBody<F, T, E>>
+    where
+        A: Accesses,
+        F: for<'v> AsyncViewsFn<'v, ViewsOf<'v, A>, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.submission(accesses, TryAsyncBody(body, PhantomData))
+    }
+
+    /// A task with typed inputs (other tasks' outputs, as for
+    /// [`Runtime::dataflow`](crate::Runtime::dataflow)) *and* data accesses: it runs
+    /// after its inputs and after the tasks its accesses depend on, and its body
+    /// receives both.
+    ///
+    /// ```
+    /// use taskweave::{Runtime, Scope};
+    /// let rt = Runtime::builder().workers(2).build();
+    /// let scope = Scope::new(&rt, "main");
+    /// let v = scope.zeros::<f64>("v", [4]);
+    /// let factor = rt.task(|| 2.5).submit_blocking();
+    /// scope
+    ///     .dataflow(factor, v.write(..), |factor, mut v| v.fill(factor))
+    ///     .submit_blocking()
+    ///     .unwrap();
+    /// assert_eq!(scope.read_blocking(&v, 1..2).unwrap(), [2.5]);
+    /// ```
+    pub fn dataflow<I, A, F, T>(
+        &self,
+        inputs: I,
+        accesses: A,
+        body: F,
+    ) -> DataSubmit<'_, 'p, A, DataflowBody<I, F, T>>
+    where
+        I: Inputs,
+        A: Accesses,
+        F: for<'v> FnOnce(I::Values, ViewsOf<'v, A>) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submission(accesses, DataflowBody(inputs, body, PhantomData))
+    }
+
+    /// A barrier: a task without a body that runs after every one of `deps`. Making
+    /// `M` tasks depend on a barrier after `N` tasks costs `N + M` edges instead of
+    /// `N * M`. Returns the barrier's id.
+    ///
+    /// # Errors
+    /// [`DataError::ScopeTooLarge`], as any submission.
+    pub async fn barrier(
+        &self,
+        deps: impl IntoIterator<Item = TaskId>,
+    ) -> Result<TaskId, DataError> {
+        let task = self
+            .task((), |()| ())
+            .name("barrier")
+            .after(deps)
+            .submit()
+            .await?;
+        Ok(task.id())
+    }
+
+    /// [`Scope::barrier`] for non-async callers.
+    pub fn barrier_blocking(
+        &self,
+        deps: impl IntoIterator<Item = TaskId>,
+    ) -> Result<TaskId, DataError> {
+        self.tree.rt.block_on(self.barrier(deps))
+    }
+
+    fn submission<A, B>(&self, accesses: A, body: B) -> DataSubmit<'_, 'p, A, B> {
+        DataSubmit {
+            scope: self,
+            accesses,
+            body,
+            name: None,
+            after: Vec::new(),
+        }
+    }
+}
+
+/// One declared access, checked.
+struct Planned<'a> {
+    info: AccessInfo<'a>,
+    boxes: Boxes,
+    /// Whether the dependency map orders it (auto scope, tracked tensor, not `no_dep`).
+    tracked: bool,
+}
+
+impl<'s, 'p, A, B> DataSubmit<'s, 'p, A, B>
+where
+    A: Accesses,
+    B: TaskBody<A::Owned>,
+{
+    /// Names the task (shown in errors, diagnostics and graph exports).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds explicit dependencies, on top of the derived ones. [`TaskId::INVALID`]
+    /// entries are skipped (loop carries, "no producer yet"); ids of tasks finished
+    /// long ago, including those of ended scopes, are already satisfied.
+    pub fn after(mut self, ids: impl IntoIterator<Item = TaskId>) -> Self {
+        self.after
+            .extend(ids.into_iter().filter(|id| id.is_valid()));
+        self
+    }
+
+    /// Submits the task: resolves to its handle once it has a slot (waiting while
+    /// the task window is full), or to the error that rejected it.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "the signature promises `Send`, which `IntoFuture` relies on"
+    )]
+    pub fn submit(self) -> impl Future<Output = Result<Task<B::Output>, DataError>> + Send {
+        async move {
+            let DataSubmit {
+                scope,
+                accesses,
+                body,
+                name,
+                after,
+            } = self;
+            let tree = &*scope.tree;
+            let mut plan = SmallVec::<[Planned<'_>; 8]>::new();
+            scope.plan(&accesses, &name, &mut plan)?;
+            // D1: from here to the end, this submission is the only one of the tree.
+            let mut guard = tree.lock().await;
+            scope.check_room()?;
+            let recording = tree.recorder.is_on();
+            // The dependencies: explicit ones, typed inputs, then the derived ones.
+            let mut deps = DepSink::new(recording);
+            if !after.is_empty() {
+                deps.ids.extend_from_slice(&after);
+            }
+            body.for_each_input(&mut |id| deps.ids.push(id));
+            let given = deps.ids.len();
+            for access in plan.iter().filter(|a| a.tracked) {
+                let map = access.info.meta.map.get(&mut guard);
+                for bounds in &access.boxes {
+                    map.lookup(bounds, access.info.kind, access.info.meta.id, &mut deps);
+                }
+            }
+            let task = body
+                .spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
+                .await;
+            let id = task.id();
+            if !id.is_valid() {
+                // Rejected: the runtime is shutting down and nothing will run again.
+                return Ok(task);
+            }
+            // D2: record the accesses before any later submission can look them up.
+            for access in plan.iter().filter(|a| a.tracked) {
+                let map = access.info.meta.map.get(&mut guard);
+                for bounds in &access.boxes {
+                    let failures = &access.info.meta.failures;
+                    map.record(bounds, access.info.kind, id, &tree.rt, failures);
+                }
+            }
+            if let Some(watch) = task.watch() {
+                scope.hold(&mut guard, watch);
+            }
+            if recording {
+                let explicit = after.len();
+                record_task(scope, id, &name, &deps, explicit, given);
+            }
+            drop(guard);
+            Ok(task)
+        }
+    }
+
+    /// Submits from a non-async caller, blocking while the task window is full.
+    ///
+    /// Do not call this from inside a task body when the window may be full.
+    pub fn submit_blocking(self) -> Result<Task<B::Output>, DataError> {
+        let scope = self.scope;
+        scope.tree.rt.block_on(self.submit())
+    }
+}
+
+/// Records a submitted task and its edges in the tree's graph: `deps.ids` holds the
+/// `explicit` given ids, then typed inputs up to `given`, then the derived ones
+/// (whose kinds are in `deps.edges`).
+#[cold]
+fn record_task(
+    scope: &Scope<'_>,
+    id: TaskId,
+    name: &Option<Cow<'static, str>>,
+    deps: &DepSink,
+    explicit: usize,
+    given: usize,
+) {
+    scope.tree.recorder.with(|graph| {
+        graph.tasks.push(GraphTask {
+            id,
+            name: name.as_deref().map(str::to_owned),
+            scope: scope.name.to_string(),
+        });
+        let edge = |from, source, kind, tensor| GraphEdge {
+            from,
+            to: id,
+            source,
+            kind,
+            tensor,
+        };
+        for &from in &deps.ids[..explicit] {
+            graph
+                .edges
+                .push(edge(from, EdgeSource::Explicit, None, None));
+        }
+        for &from in &deps.ids[explicit..given] {
+            graph.edges.push(edge(from, EdgeSource::Input, None, None));
+        }
+        let mut data = deps.edges.clone().unwrap_or_default();
+        // One edge per producer and tensor (the strongest kind: RAW, then WAR, WAW).
+        data.sort_unstable_by_key(|&(from, kind, tensor)| (from, tensor, kind));
+        data.dedup_by_key(|&mut (from, _, tensor)| (from, tensor));
+        for (from, kind, tensor) in data {
+            graph
+                .edges
+                .push(edge(from, EdgeSource::Data, Some(kind), Some(tensor)));
+        }
+    });
+}
+
+impl<'s, 'p, A, B> IntoFuture for DataSubmit<'s, 'p, A, B>
+where
+    A: Accesses + 's,
+    B: TaskBody<A::Owned>,
+{
+    type Output = Result<Task<B::Output>, DataError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 's>>;
+
+    /// `.await` on the builder submits it (boxing the submission; `.submit().await`
+    /// does not box).
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.submit())
+    }
+}
+
+impl<'p> Scope<'p> {
+    /// Checks the declared accesses of one task (see [`DataSubmit`]).
+    fn plan<'a, A: Accesses>(
+        &self,
+        accesses: &'a A,
+        task: &Option<Cow<'static, str>>,
+        plan: &mut SmallVec<[Planned<'a>; 8]>,
+    ) -> Result<(), DataError> {
+        let mut outcome = Ok(());
+        accesses.for_each(&mut |info| {
+            if outcome.is_ok()
+                && let Err(error) = self.check_access(info, task, plan)
+            {
+                // Moved only on failure: the `Ok` path copies no error-sized value.
+                outcome = Err(error);
+            }
+        });
+        outcome
+    }
+
+    /// Checks one access against its tensor and the task's earlier accesses, and
+    /// adds it to `plan`.
+    fn check_access<'a>(
+        &self,
+        info: AccessInfo<'a>,
+        task: &Option<Cow<'static, str>>,
+        plan: &mut SmallVec<[Planned<'a>; 8]>,
+    ) -> Result<(), DataError> {
+        let meta = info.meta;
+        if meta.tree != self.tree.id {
+            return Err(DataError::ForeignTensor {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                scope: self.name.clone(),
+            });
+        }
+        if self.kind == ScopeKind::Manual && !meta.manual && !info.no_dep {
+            return Err(DataError::TrackedTensorInManualScope {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                scope: self.name.clone(),
+            });
+        }
+        let boxes = info.region.resolve(&meta.shape).map_err(|problem| {
+            let (tensor, region, shape) = (meta.name.clone(), *info.region, meta.shape.dims());
+            match problem {
+                RegionProblem::OutOfBounds => DataError::OutOfBounds {
+                    task: task.clone(),
+                    tensor,
+                    region,
+                    shape,
+                },
+                RegionProblem::RankMismatch => DataError::RankMismatch {
+                    task: task.clone(),
+                    tensor,
+                    region,
+                    shape,
+                },
+            }
+        })?;
+        for other in plan.iter().filter(|p| std::ptr::eq(p.info.meta, meta)) {
+            let (mine, theirs) = (&boxes[..], &other.boxes[..]);
+            if !mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
+                continue;
+            }
+            // Overlapping (so neither is empty): the same region twice, or a write
+            // that would alias another view of this task.
+            if other.info.region == info.region {
+                return Err(DataError::DuplicateAccess {
+                    task: task.clone(),
+                    tensor: meta.name.clone(),
+                    region: *info.region,
+                    first: other.info.kind,
+                    second: info.kind,
+                });
+            }
+            if info.kind.writes() || other.info.kind.writes() {
+                return Err(DataError::OverlappingAccesses {
+                    task: task.clone(),
+                    tensor: meta.name.clone(),
+                    first: *other.info.region,
+                    first_kind: other.info.kind,
+                    second: *info.region,
+                    second_kind: info.kind,
+                });
+            }
+        }
+        let tracked = self.kind == ScopeKind::Auto && !meta.manual && !info.no_dep;
+        plan.push(Planned {
+            info,
+            boxes,
+            tracked,
+        });
+        Ok(())
+    }
+}

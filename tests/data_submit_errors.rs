@@ -1,0 +1,196 @@
+//! Submissions rejected before anything runs: regions out of bounds or of the wrong
+//! rank, the same region declared twice, a task's write overlapping its other
+//! accesses, tensors of another scope tree. Each error names what it is about.
+
+use taskweave::{DataError, Region, Runtime, Scope};
+
+fn runtime() -> Runtime {
+    Runtime::builder().workers(1).build()
+}
+
+fn message(error: &DataError) -> String {
+    error.to_string()
+}
+
+#[test]
+fn out_of_bounds_regions_name_the_tensor_region_and_shape() {
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    let m = scope.zeros::<f64>("matrix", [4, 6]);
+    let cases = [
+        Region::tile([3, 0], [2, 6]),
+        Region::tile([0, 5], [1, 2]),
+        Region::range(20..25),
+        Region::element([4, 0]),
+    ];
+    for region in cases {
+        let error = scope
+            .task(m.read(region), |_| ())
+            .name("t")
+            .submit_blocking()
+            .unwrap_err();
+        assert!(matches!(error, DataError::OutOfBounds { .. }), "{error:?}");
+        let text = message(&error);
+        assert!(
+            text.contains("'matrix'")
+                && text.contains(&region.to_string())
+                && text.contains("[4, 6]"),
+            "{text}"
+        );
+        assert!(text.contains("task 't'"), "{text}");
+    }
+}
+
+#[test]
+fn tiles_of_the_wrong_rank_are_rejected() {
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    let v = scope.zeros::<i32>("v", [8]);
+    let m = scope.zeros::<i32>("m", [2, 2, 2]);
+    let e1 = scope
+        .task(v.write(Region::tile([0, 0], [1, 1])), |_| ())
+        .submit_blocking()
+        .unwrap_err();
+    let e2 = scope
+        .task(m.write(Region::tile([0, 0], [1, 1])), |_| ())
+        .submit_blocking()
+        .unwrap_err();
+    let e3 = scope
+        .task(m.write(Region::tile([0; 5], [1; 5])), |_| ())
+        .submit_blocking()
+        .unwrap_err();
+    for (error, tensor, shape) in [
+        (e1, "'v'", "[8]"),
+        (e2, "'m'", "[2, 2, 2]"),
+        (e3, "'m'", "[2, 2, 2]"),
+    ] {
+        assert!(matches!(error, DataError::RankMismatch { .. }), "{error:?}");
+        let text = message(&error);
+        assert!(text.contains(tensor) && text.contains(shape), "{text}");
+    }
+}
+
+#[test]
+fn the_same_region_twice_is_rejected() {
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    let m = scope.zeros::<u8>("m", [4, 4]);
+    let tile = Region::tile([0, 0], [2, 2]);
+    let error = scope
+        .task((m.read(tile), m.read(tile)), |_| ())
+        .name("twice")
+        .submit_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(error, DataError::DuplicateAccess { .. }),
+        "{error:?}"
+    );
+    let text = message(&error);
+    assert!(
+        text.contains("'twice'") && text.contains("tile [0..2, 0..2]") && text.contains("'m'"),
+        "{text}"
+    );
+    let error = scope
+        .task((m.read(tile), m.write(tile)), |_| ())
+        .submit_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(error, DataError::DuplicateAccess { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_write_overlapping_another_access_of_the_task_is_rejected() {
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    let m = scope.zeros::<u8>("m", [4, 4]);
+    let a = Region::tile([0, 0], [2, 2]);
+    let b = Region::tile([1, 1], [2, 2]);
+    for error in [
+        scope
+            .task((m.write(a), m.write(b)), |_| ())
+            .submit_blocking()
+            .unwrap_err(),
+        scope
+            .task((m.read(a), m.read_write(b)), |_| ())
+            .submit_blocking()
+            .unwrap_err(),
+        scope
+            .task(vec![m.write(..), m.write(Region::range(3..4))], |_| ())
+            .submit_blocking()
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(error, DataError::OverlappingAccesses { .. }),
+            "{error:?}"
+        );
+        assert!(message(&error).contains("'m'"));
+    }
+    // Overlapping reads are fine, and so are disjoint writes.
+    let ok = scope.task(
+        (m.read(a), m.read(b), m.write(Region::tile([3, 3], [1, 1]))),
+        |_| (),
+    );
+    ok.submit_blocking().unwrap().wait_blocking().unwrap();
+    let writes = vec![
+        m.write(Region::tile([0, 0], [2, 4])),
+        m.write(Region::tile([2, 0], [2, 4])),
+    ];
+    scope
+        .task(writes, |views| views.len())
+        .submit_blocking()
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+}
+
+#[test]
+fn a_rejected_submission_leaves_no_trace() {
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    scope.record_graph();
+    let m = scope.zeros::<u8>("m", [4]);
+    assert!(scope.task(m.write(0..9), |_| ()).submit_blocking().is_err());
+    assert_eq!(scope.tasks(), 0);
+    assert!(scope.graph().tasks.is_empty());
+}
+
+#[test]
+fn tensors_of_another_scope_tree_are_rejected() {
+    let rt = runtime();
+    let one = Scope::new(&rt, "one");
+    let two = Scope::new(&rt, "two");
+    let x = one.zeros::<u8>("x", [4]);
+    let error = two.task(x.read(..), |_| ()).submit_blocking().unwrap_err();
+    assert!(
+        matches!(error, DataError::ForeignTensor { .. }),
+        "{error:?}"
+    );
+    assert!(message(&error).contains("'x'") && message(&error).contains("'two'"));
+}
+
+#[test]
+fn from_vec_checks_the_length() {
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    let error = scope
+        .from_vec("short", [2, 3], vec![1.0f32; 5])
+        .unwrap_err();
+    let text = message(&error);
+    assert!(
+        text.contains("'short'")
+            && text.contains("[2, 3]")
+            && text.contains('5')
+            && text.contains('6'),
+        "{text}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "1..=4 dimensions")]
+fn tensors_have_at_most_four_dimensions() {
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    let _ = scope.zeros::<u8>("five", [1, 1, 1, 1, 1]);
+}
