@@ -56,6 +56,22 @@ const LISTED: &[Goal] = &[
     },
     Goal::time_ratio("mailbox", System::Crossbeam, 1.0),
     Goal {
+        workload: "linear_chain_data",
+        target: Target::WorkloadRatio {
+            other: "linear_chain",
+            ratio: 1.5,
+        },
+    },
+    Goal::time_ratio("linear_chain_data", System::Tokio, 0.5),
+    Goal {
+        workload: "submit_cost_5",
+        target: Target::NsPerTask(250.0),
+    },
+    Goal {
+        workload: "wavefront_data",
+        target: Target::PeakRssMb(256.0),
+    },
+    Goal {
         workload: "deferred_chain",
         target: Target::WorkloadRatio {
             other: "linear_chain",

@@ -10,6 +10,7 @@
 pub mod goals;
 pub mod layered_graph;
 pub mod measurement;
+pub mod on_data;
 pub mod on_deferred;
 pub mod on_rayon;
 pub mod on_taskweave;

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::layered_graph::LayeredGraph;
-use crate::{on_deferred, on_rayon, on_taskweave, on_tokio};
+use crate::{on_data, on_deferred, on_rayon, on_taskweave, on_tokio};
 
 /// A system a workload runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,16 +23,19 @@ pub enum System {
     Crossbeam,
     /// async-channel (a peer of the completion mailbox).
     AsyncChannel,
+    /// The same kernels run in order on one thread (the reference of `cholesky`).
+    Sequential,
 }
 
 impl System {
     /// Every system, in report order.
-    pub const ALL: [System; 5] = [
+    pub const ALL: [System; 6] = [
         System::Taskweave,
         System::Tokio,
         System::Rayon,
         System::Crossbeam,
         System::AsyncChannel,
+        System::Sequential,
     ];
 
     /// Every system taskweave is compared with.
@@ -48,6 +51,7 @@ impl System {
             System::Rayon => "rayon",
             System::Crossbeam => "crossbeam",
             System::AsyncChannel => "async-channel",
+            System::Sequential => "sequential",
         }
     }
 }
@@ -65,7 +69,7 @@ impl FromStr for System {
         System::ALL
             .into_iter()
             .find(|system| system.name() == name)
-            .ok_or_else(|| format!("unknown system `{name}` (expected taskweave, tokio, rayon, crossbeam or async-channel)"))
+            .ok_or_else(|| format!("unknown system `{name}` (expected taskweave, tokio, rayon, crossbeam, async-channel or sequential)"))
     }
 }
 
@@ -207,6 +211,90 @@ pub const WORKLOADS: &[Workload] = &[
         rayon: None,
         plain: &[],
     },
+    Workload {
+        name: "linear_chain_data",
+        full_size: 1 << 20,
+        quick_size: 1 << 14,
+        bench_size: 1 << 14,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::linear_chain_data,
+        tokio: Some(on_tokio::linear_chain),
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
+        name: "wavefront_data",
+        full_size: 2048,
+        quick_size: 256,
+        bench_size: 128,
+        tasks: square_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::wavefront_data,
+        tokio: Some(on_tokio::wavefront),
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
+        name: "submit_cost_0",
+        full_size: 1 << 20,
+        quick_size: 1 << 14,
+        bench_size: 1 << 14,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::submit_cost_0,
+        tokio: None,
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
+        name: "submit_cost_1",
+        full_size: 1 << 20,
+        quick_size: 1 << 14,
+        bench_size: 1 << 14,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::submit_cost_1,
+        tokio: None,
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
+        name: "submit_cost_5",
+        full_size: 1 << 20,
+        quick_size: 1 << 14,
+        bench_size: 1 << 14,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::submit_cost_5,
+        tokio: None,
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
+        name: "submit_cost_16",
+        full_size: 1 << 18,
+        quick_size: 1 << 14,
+        bench_size: 1 << 14,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::submit_cost_16,
+        tokio: None,
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
+        name: "cholesky",
+        full_size: 4096,
+        quick_size: 1024,
+        bench_size: 512,
+        tasks: on_data::cholesky_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::cholesky,
+        tokio: None,
+        rayon: None,
+        plain: &[(System::Sequential, on_data::cholesky_sequential)],
+    },
 ];
 
 fn as_tasks(tasks: usize) -> u64 {
@@ -234,7 +322,7 @@ impl Workload {
             System::Taskweave => true,
             System::Tokio => self.tokio.is_some(),
             System::Rayon => self.rayon.is_some(),
-            System::Crossbeam | System::AsyncChannel => {
+            System::Crossbeam | System::AsyncChannel | System::Sequential => {
                 self.plain.iter().any(|(s, _)| *s == system)
             }
         }
@@ -300,7 +388,9 @@ impl SystemRuntime {
             System::Taskweave => SystemRuntime::Taskweave(on_taskweave::runtime(threads)),
             System::Tokio => SystemRuntime::Tokio(on_tokio::runtime(threads)),
             System::Rayon => SystemRuntime::Rayon(on_rayon::pool(threads)),
-            System::Crossbeam | System::AsyncChannel => SystemRuntime::Plain(system),
+            System::Crossbeam | System::AsyncChannel | System::Sequential => {
+                SystemRuntime::Plain(system)
+            }
         }
     }
 

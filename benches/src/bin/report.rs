@@ -136,6 +136,7 @@ fn report(options: &Options) -> Result<ExitCode, String> {
 
     println!();
     print_ratios(&workloads, &measurements);
+    print_gflops(&measurements, options.quick);
     println!();
     print_goals(&measurements);
 
@@ -239,6 +240,31 @@ fn print_ratios(workloads: &[&Workload], measurements: &[Measurement]) {
             line.push_str(&format!("  taskweave/{peer}={ratio}"));
         }
         println!("{line}");
+    }
+}
+
+/// The Cholesky factorization's rate on each system, from its time and size.
+fn print_gflops(measurements: &[Measurement], quick: bool) {
+    let Some(cholesky) = Workload::named("cholesky") else {
+        return;
+    };
+    let n = if quick {
+        cholesky.quick_size
+    } else {
+        cholesky.full_size
+    };
+    let flops = taskweave_benches::on_data::cholesky_flops(n);
+    let rates: Vec<String> = measurements
+        .iter()
+        .filter(|m| m.workload == "cholesky")
+        .map(|m| format!("{}={:.2}", m.system, flops / (m.ms * 1e6)))
+        .collect();
+    if !rates.is_empty() {
+        println!(
+            "cholesky n={n} tile={} GFLOP/s: {}",
+            taskweave_benches::on_data::cholesky_tile(n),
+            rates.join("  ")
+        );
     }
 }
 
