@@ -403,7 +403,8 @@ impl Shared {
         slot.join_waker.clear();
         // SAFETY: R6.
         unsafe { slot.trim_edges() };
-        self.window.recycle(index);
+        self.window
+            .recycle(index, worker::current_index(self).is_some());
     }
 
     /// Marks the start of a submission; `false` (and nothing to undo) when the runtime

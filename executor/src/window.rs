@@ -17,6 +17,10 @@ pub(crate) struct Window {
     /// Submitters waiting for a slot.
     waiters: Mutex<Vec<Waker>>,
     waiter_count: AtomicUsize,
+    /// Slots freed by workers since waiters were last woken.
+    freed_while_waiting: AtomicUsize,
+    /// How many freed slots wake waiting submitters (see `push`).
+    wake_batch: usize,
 }
 
 impl Window {
@@ -32,6 +36,8 @@ impl Window {
             free_head: AtomicU64::new(top as u64),
             waiters: Mutex::new(Vec::new()),
             waiter_count: AtomicUsize::new(0),
+            freed_while_waiting: AtomicUsize::new(0),
+            wake_batch: (len / 8).clamp(1, 64),
         }
     }
 
@@ -65,13 +71,13 @@ impl Window {
 
     /// Starts the slot's next generation and returns it to the free list (the last
     /// step of reclaiming, rule R6).
-    pub(crate) fn recycle(&self, index: u32) {
+    pub(crate) fn recycle(&self, index: u32, on_worker: bool) {
         self.slots[index as usize].next_generation();
-        self.push(index);
+        self.push(index, on_worker);
     }
 
     /// Returns a free slot to the list and wakes waiting submitters.
-    fn push(&self, index: u32) {
+    fn push(&self, index: u32, batched: bool) {
         let mut head = self.free_head.load(Ordering::Relaxed);
         loop {
             self.slots[index as usize]
@@ -90,7 +96,14 @@ impl Window {
             }
         }
         if self.waiter_count.load(Ordering::SeqCst) > 0 {
-            self.wake_waiters();
+            // A worker wakes waiting submitters once per batch of freed slots, so a
+            // submitter that keeps the window full is not woken (a syscall) per task.
+            // Nothing is left waiting: a worker wakes them before it goes to sleep, and
+            // a release off the workers wakes them at once.
+            let freed = self.freed_while_waiting.fetch_add(1, Ordering::Relaxed) + 1;
+            if !batched || freed >= self.wake_batch {
+                self.wake_waiters();
+            }
         }
     }
 
@@ -117,6 +130,7 @@ impl Window {
         let woken = {
             let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
             self.waiter_count.store(0, Ordering::SeqCst);
+            self.freed_while_waiting.store(0, Ordering::Relaxed);
             std::mem::take(&mut *waiters)
         };
         // Wake outside the lock (no lock held across a wake).

@@ -211,6 +211,10 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             thread::yield_now();
             continue;
         }
+        // Submitters waiting for slots freed in batches must not wait on a sleeper.
+        if shared.window.has_waiters() {
+            shared.window.wake_waiters();
+        }
         shared.sleep.announce(ctx.index);
         if shared.has_work() || shared.is_stopping() {
             shared.sleep.withdraw(ctx.index);
