@@ -56,6 +56,14 @@ const LISTED: &[Goal] = &[
     },
     Goal::time_ratio("mailbox", System::Crossbeam, 1.0),
     Goal {
+        workload: "stream_chain",
+        target: Target::WorkloadRatio {
+            other: "linear_chain",
+            ratio: 1.2,
+        },
+    },
+    Goal::time_ratio("stream_chain", System::Tokio, 0.5),
+    Goal {
         workload: "linear_chain_data",
         target: Target::WorkloadRatio {
             other: "linear_chain",

@@ -13,6 +13,7 @@ pub mod measurement;
 pub mod on_data;
 pub mod on_deferred;
 pub mod on_rayon;
+pub mod on_streams;
 pub mod on_taskweave;
 pub mod on_tokio;
 pub mod run_state;

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::layered_graph::LayeredGraph;
-use crate::{on_data, on_deferred, on_rayon, on_taskweave, on_tokio};
+use crate::{on_data, on_deferred, on_rayon, on_streams, on_taskweave, on_tokio};
 
 /// A system a workload runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -294,6 +294,30 @@ pub const WORKLOADS: &[Workload] = &[
         tokio: None,
         rayon: None,
         plain: &[(System::Sequential, on_data::cholesky_sequential)],
+    },
+    Workload {
+        name: "stream_chain",
+        full_size: 1 << 20,
+        quick_size: 1 << 14,
+        bench_size: 1 << 14,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_streams::stream_chain_taskweave,
+        tokio: Some(on_streams::stream_chain_tokio),
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
+        name: "stream_fanout",
+        full_size: 1 << 20,
+        quick_size: 1 << 14,
+        bench_size: 1 << 14,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_streams::stream_fanout_taskweave,
+        tokio: Some(on_streams::stream_fanout_tokio),
+        rayon: None,
+        plain: &[],
     },
 ];
 
