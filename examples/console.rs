@@ -209,7 +209,7 @@ fn main() {
 
 fn report(wave: u64, result: Result<u64, taskweave::TaskError>) {
     match result {
-        Ok(value) if wave % 20 == 0 => println!("console: wave {wave} reduced to {value}"),
+        Ok(value) if wave.is_multiple_of(20) => println!("console: wave {wave} reduced to {value}"),
         Ok(_) => {}
         Err(error) => eprintln!("console: wave {wave} failed: {error}"),
     }

@@ -74,7 +74,7 @@ fn lanes_counted() -> u64 {
 /// Launches per lane, checked: a whole number of segments.
 fn per_lane(launches: usize) -> usize {
     assert!(
-        launches % (FANOUT_STREAMS * FANOUT_SEGMENT) == 0,
+        launches.is_multiple_of(FANOUT_STREAMS * FANOUT_SEGMENT),
         "stream_fanout: {launches} launches is not a whole number of {FANOUT_SEGMENT}-launch \
          segments on {FANOUT_STREAMS} streams"
     );

@@ -228,15 +228,16 @@ pub(crate) fn run_monitor(shared: Arc<Shared>) {
                 reported = false;
                 // The runtime moves, but one worker may still be stuck in one body.
                 report_blocked_workers(&shared, &mut workers, now, stall_after);
-            } else if !reported && now.duration_since(last_change) >= stall_after {
-                if let Some(report) = stall_report(&shared, now.duration_since(last_change)) {
-                    reported = true;
-                    match &monitor.on_stall {
-                        Some(handler) => handler(&report),
-                        None => eprint!("{report}"),
-                    }
-                    fail_stuck_tokens(&shared, &report);
+            } else if !reported
+                && now.duration_since(last_change) >= stall_after
+                && let Some(report) = stall_report(&shared, now.duration_since(last_change))
+            {
+                reported = true;
+                match &monitor.on_stall {
+                    Some(handler) => handler(&report),
+                    None => eprint!("{report}"),
                 }
+                fail_stuck_tokens(&shared, &report);
             }
         }
         state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());

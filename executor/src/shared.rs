@@ -108,7 +108,7 @@ impl Shared {
     /// Notes when a sampled (or traced) task became ready.
     #[inline]
     fn stamp_ready(&self, index: u32) {
-        if u64::from(index) % SAMPLE_EVERY == 0 || self.tracer.enabled() {
+        if u64::from(index).is_multiple_of(SAMPLE_EVERY) || self.tracer.enabled() {
             self.window.slots[index as usize]
                 .ready_at
                 .store(nanos_since(self.epoch).max(1), Ordering::Relaxed);
@@ -119,7 +119,7 @@ impl Shared {
     /// became ready (0 if not stamped).
     #[inline]
     fn measure_start(&self, index: u32, traced: bool) -> u64 {
-        let sampled = u64::from(index) % SAMPLE_EVERY == 0;
+        let sampled = u64::from(index).is_multiple_of(SAMPLE_EVERY);
         if !sampled && !traced {
             return 0;
         }

@@ -195,7 +195,9 @@ where
             .counters
             .submitted
             .fetch_add(1, crate::sync::Ordering::Relaxed);
-        let timer = (sequence % SAMPLE_EVERY == 0).then(std::time::Instant::now);
+        let timer = sequence
+            .is_multiple_of(SAMPLE_EVERY)
+            .then(std::time::Instant::now);
         if shared.tracer.enabled() {
             let id = TaskId::new(index, shared.window.slots[index as usize].generation());
             shared

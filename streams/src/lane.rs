@@ -205,10 +205,10 @@ impl<X: Backend> Lane<X> {
         let mut state = lock(&self.state);
         if state.reserved {
             // L2: wait behind the launch that holds the lane.
-            if let Some(waker) = waker {
-                if !state.queued.iter().any(|w| w.will_wake(waker)) {
-                    state.queued.push(waker.clone());
-                }
+            if let Some(waker) = waker
+                && !state.queued.iter().any(|w| w.will_wake(waker))
+            {
+                state.queued.push(waker.clone());
             }
             return LaunchPoll::Queued(value);
         }
