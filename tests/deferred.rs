@@ -338,3 +338,38 @@ fn one_failure_among_many_reports_of_one_task_fails_it_with_that_token() {
         other => panic!("expected TokenFailed, got {other:?}"),
     }
 }
+
+#[test]
+fn a_token_that_fails_before_its_body_returns_still_fails_the_task() {
+    // The failure is applied while the body still runs, so when the body returns no
+    // token is outstanding: the task must not finish as a success.
+    let rt = Runtime::builder().workers(2).build();
+    let observer = rt.clone();
+    let task = rt
+        .task(move || {
+            let token = defer("early failure");
+            std::thread::spawn(move || token.fail("device fault"))
+                .join()
+                .unwrap();
+            // Wait (bounded) until the other worker has applied the report.
+            for _ in 0..1_000_000 {
+                let applied: u64 = observer
+                    .stats()
+                    .workers
+                    .iter()
+                    .map(|w| w.mailbox_messages)
+                    .sum();
+                if applied > 0 {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            7
+        })
+        .name("early")
+        .submit_blocking();
+    match task.wait_blocking() {
+        Err(TaskError::TokenFailed { token, .. }) => assert_eq!(token, "early failure"),
+        other => panic!("expected TokenFailed, got {other:?}"),
+    }
+}

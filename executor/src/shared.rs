@@ -290,7 +290,9 @@ impl Shared {
         let mut on_ready = |c| self.ready(c, handoff);
         if slot.deferred.load(Ordering::Acquire) == BODY {
             // No token outstanding, and only the body (which has returned) makes them.
-            match error {
+            // Tokens it took may all have reported already: a failure among them counts
+            // (recorded before the decrements this load saw, R11).
+            match error.or_else(|| slot.take_token_error()) {
                 None => self.finish(index, generation, Closed::Ok, &mut on_ready),
                 Some(error) => self.fail(index, generation, error, &mut on_ready),
             }
