@@ -465,13 +465,14 @@ mod tests {
         let names = |only| select(only).map(|ws| ws.iter().map(|w| w.name).collect::<Vec<_>>());
         assert_eq!(
             names("linear").unwrap(),
-            ["linear_chain", "linear_chain_traced"]
+            ["linear_chain", "linear_chain_traced", "linear_chain_data"]
         );
         assert_eq!(names("linear_chain_t").unwrap(), ["linear_chain_traced"]);
         assert_eq!(
             names("wavefront,async").unwrap(),
-            ["wavefront", "async_task"]
+            ["wavefront", "async_task", "wavefront_data"]
         );
+        assert_eq!(names("submit_cost").unwrap().len(), 4);
         assert_eq!(names("").unwrap().len(), WORKLOADS.len());
         assert!(names("nope").is_err());
     }
