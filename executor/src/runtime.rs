@@ -17,7 +17,7 @@ use crate::inputs::Inputs;
 use crate::mailbox::Mailbox;
 use crate::monitor::Monitor;
 use crate::monitor::{StallHandler, StallReport, run_monitor};
-use crate::shared::{Shared, lifecycle};
+use crate::shared::{Padded, Shared, lifecycle};
 use crate::sleep::Sleep;
 use crate::stats::{GlobalCounters, Stats, WorkerState};
 use crate::submit::Submit;
@@ -197,7 +197,7 @@ impl RuntimeBuilder {
             tracer: Tracer::new(self.workers, epoch),
             tokens: Mutex::new(Slab::new()),
             lifecycle: AtomicU8::new(lifecycle::OPEN),
-            submitters: AtomicUsize::new(0),
+            submitters: Padded(AtomicUsize::new(0)),
             workers_alive: AtomicUsize::new(self.workers),
         });
         let mut handles =

@@ -33,6 +33,17 @@ pub(crate) mod lifecycle {
     pub(crate) const STOPPING: u8 = 2;
 }
 
+/// A value alone on its cache lines (no false sharing with its neighbours).
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Everything one runtime's threads share.
 pub(crate) struct Shared {
     pub(crate) window: Window,
@@ -55,8 +66,9 @@ pub(crate) struct Shared {
     /// Trace recording (a no-op type without the `trace` feature).
     pub(crate) tracer: Tracer,
     pub(crate) lifecycle: AtomicU8,
-    /// Submissions in progress (see `begin_submit`).
-    pub(crate) submitters: AtomicUsize,
+    /// Submissions in progress (see `begin_submit`); written on every submission, so
+    /// on a cache line of its own.
+    pub(crate) submitters: Padded<AtomicUsize>,
     /// Worker threads that have not exited; the last one cancels what is left (R7).
     pub(crate) workers_alive: AtomicUsize,
 }

@@ -12,8 +12,10 @@ const NIL: u32 = u32::MAX;
 /// All task slots of one runtime; memory is fixed at `len` slots for its whole life.
 pub(crate) struct Window {
     pub(crate) slots: Box<[Slot]>,
-    /// Treiber stack of free slots: ABA tag (high 32) and top index (low 32).
-    free_head: AtomicU64,
+    /// Treiber stack of free slots: ABA tag (high 32) and top index (low 32). On its
+    /// own cache line: it is CAS'd on every submission and reclaim, while `slots` (the
+    /// pointer) is read on every access to any task.
+    free_head: crate::shared::Padded<AtomicU64>,
     /// Submitters waiting for a slot.
     waiters: Mutex<Vec<Waker>>,
     waiter_count: AtomicUsize,
@@ -33,7 +35,7 @@ impl Window {
         let top = if len == 0 { NIL } else { 0 };
         Window {
             slots,
-            free_head: AtomicU64::new(top as u64),
+            free_head: crate::shared::Padded(AtomicU64::new(top as u64)),
             waiters: Mutex::new(Vec::new()),
             waiter_count: AtomicUsize::new(0),
             freed_while_waiting: AtomicUsize::new(0),

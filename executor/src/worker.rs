@@ -100,6 +100,9 @@ pub(crate) type ThreadHook = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
 /// Tasks a busy worker runs between looks at the completion mailbox.
 const DRAIN_EVERY: u32 = 64;
 
+/// Rounds without work after which a worker counts itself idle (for `stats`).
+const IDLE_AFTER: u32 = 8;
+
 /// Rounds of looking for work with a spin hint, then with a yield, before sleeping.
 const SPIN_ROUNDS: u32 = 64;
 const YIELD_ROUNDS: u32 = 16;
@@ -192,15 +195,17 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             state.progress.add(1);
             continue;
         }
-        if busy {
-            state.busy_ns.add(phase_start.elapsed().as_nanos() as u64);
-            phase_start = Instant::now();
-            busy = false;
-        }
         if shared.is_stopping() {
             return;
         }
         idle_rounds += 1;
+        // Short gaps between tasks count as busy: reading the clock on every
+        // busy/idle flip costs more than the gap itself in a tight chain.
+        if busy && idle_rounds == IDLE_AFTER {
+            state.busy_ns.add(phase_start.elapsed().as_nanos() as u64);
+            phase_start = Instant::now();
+            busy = false;
+        }
         if idle_rounds <= SPIN_ROUNDS {
             for _ in 0..16 {
                 spin_hint();
