@@ -95,6 +95,11 @@ impl FirstError {
 
     /// Takes the recorded error, if any.
     pub(crate) fn take(&self) -> Option<TaskError> {
+        // The common case, nothing recorded, costs a load rather than an RMW; a record
+        // made before the decrement that handed us the task is visible to it.
+        if self.0.load(Ordering::Acquire).is_null() {
+            return None;
+        }
         let ptr = self.0.swap(std::ptr::null_mut(), Ordering::Acquire);
         // SAFETY: a non-null pointer came from `Box::into_raw` in `record`, and the swap
         // makes this the only taker.
