@@ -2,40 +2,17 @@
 //! task with 100,000 dependencies runs once after all of them, and explicit dependency
 //! lists skip `TaskId::INVALID` and ignore duplicates.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use taskweave::{Runtime, TaskId};
 
+mod support;
+use support::hang_guard;
+
 const CHAIN_LEN: u64 = 100_000;
 const FAN_IN: usize = 100_000;
-
-/// Aborts the test process if the test is still running after `secs`: a hang (lost
-/// edge, lost wake-up) must fail loudly instead of stalling the suite. This is a hang
-/// guard, not a timing assertion; the bound is far above the test's normal run time.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            // Straight to stderr: `eprintln!` output is captured by the test harness
-            // and would be lost with the abort.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: still running after {secs} s: the runtime hangs"
-            );
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
 
 #[test]
 fn chain_of_100_000_tasks_runs_in_order() {

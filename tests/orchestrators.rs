@@ -3,37 +3,14 @@
 //! clones, all submitting into one window; every body runs exactly once and nothing
 //! deadlocks.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
 
 use futures::future::join_all;
 use taskweave::{Runtime, TaskId, when_all};
 
-/// Aborts the test process if the test is still running after `secs`: a deadlock between
-/// orchestrators waiting for slots would otherwise hang the suite. A hang guard, not a
-/// timing assertion.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            // Straight to stderr: `eprintln!` output is captured by the test harness
-            // and would be lost with the abort.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: still running after {secs} s: the runtime hangs"
-            );
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
+mod support;
+use support::hang_guard;
 
 const ORCHESTRATORS: usize = 4;
 const TASKS_EACH: usize = 10_000;

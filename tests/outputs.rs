@@ -2,36 +2,14 @@
 //! inputs (tuples, `Vec`, arrays, `SharedTask`), `when_all`, `Runtime::wait` on a bare
 //! `TaskId`, and every output is dropped exactly once whether it was taken or not.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use taskweave::{Runtime, Task, TaskError, TaskId, when_all};
 
-/// Aborts the test process if the test is still running after `secs`. A hang guard, not
-/// a timing assertion.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            // Straight to stderr: `eprintln!` output is captured by the test harness
-            // and would be lost with the abort.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: still running after {secs} s: the runtime hangs"
-            );
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
+mod support;
+use support::hang_guard;
 
 /// Counts how many `Tracked` values were created (including clones) and dropped.
 #[derive(Default, Debug)]

@@ -4,37 +4,15 @@
 //! submitting after shutdown began (or waiting for a slot when it begins) yields
 //! `TaskError::Shutdown`.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::mpsc::{self};
 
 use futures::channel::oneshot;
 use taskweave::{Runtime, Task, TaskError, TaskId};
 
-/// Aborts the test process if the test is still running after `secs`: a handle that
-/// never resolves, or a shutdown that never returns, must fail loudly instead of
-/// stalling the suite. A hang guard, not a timing assertion.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            // Straight to stderr: `eprintln!` output is captured by the test harness
-            // and would be lost with the abort.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: still running after {secs} s: the runtime hangs"
-            );
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
+mod support;
+use support::hang_guard;
 
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))

@@ -3,29 +3,13 @@
 //! time (quadrants shared one argument buffer between streams, so a launch could run
 //! with the arguments of a later launch on another stream).
 
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use taskweave::Runtime;
 use taskweave::streams::Streams;
 
-/// Aborts the test process if the test is still running after `secs`. A hang guard,
-/// not a timing assertion.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("{test}: still running after {secs} s: deadlock");
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
+mod support;
+use support::hang_guard;
 
 /// A kernel's arguments: which stream and launch it is, and its inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,30 +4,15 @@
 //! different threads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use taskweave::Runtime;
 use taskweave::streams::{Event, Streams};
 
-/// Aborts the test process if the test is still running after `secs`. A hang guard,
-/// not a timing assertion.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("{test}: still running after {secs} s: deadlock");
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
+mod support;
+use support::hang_guard;
 
 /// Runs a few tasks to completion one after another, so that a task that was
 /// (wrongly) ready has had every chance to run. Not needed for correctness: it only

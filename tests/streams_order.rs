@@ -4,30 +4,14 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use taskweave::Runtime;
 use taskweave::streams::Streams;
 
-/// Aborts the test process if the test is still running after `secs` (a deadlock
-/// would otherwise hang the suite). A hang guard, not a timing assertion.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("{test}: still running after {secs} s: deadlock");
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
+mod support;
+use support::hang_guard;
 
 /// Some work, so that bodies are slower than launches.
 fn busy(rounds: u64) -> u64 {

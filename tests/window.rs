@@ -3,37 +3,15 @@
 //! nothing), and a dependency on a stale `TaskId` (its slot reclaimed and reused)
 //! counts as done.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::mpsc::{self};
 
 use futures::channel::oneshot;
 use taskweave::{Runtime, Task, TaskId};
 
-/// Aborts the test process if the test is still running after `secs`: a hang (lost
-/// wake-up of a waiting submitter, a slot never reclaimed) must fail loudly instead of
-/// stalling the suite. A hang guard, not a timing assertion.
-struct HangGuard {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn hang_guard(test: &'static str, secs: u64) -> HangGuard {
-    let (disarm, armed) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(Duration::from_secs(secs)) {
-            // Straight to stderr: `eprintln!` output is captured by the test harness
-            // and would be lost with the abort.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: still running after {secs} s: the runtime hangs"
-            );
-            std::process::abort();
-        }
-    });
-    HangGuard { _disarm: disarm }
-}
+mod support;
+use support::hang_guard;
 
 /// Increments its counter when dropped.
 struct DropFlag(Arc<AtomicUsize>);
