@@ -352,3 +352,46 @@ fn dependency_on_a_stale_id_counts_as_done() {
 
     assert_eq!(consumer_runs.load(SeqCst), 1);
 }
+
+/// `HeldTasks` keeps a failed task's outcome for later dependents until released,
+/// and the released slots are reused: slots handed to the workers by
+/// `release_later` come back without anyone waiting on the window for them, and a
+/// submitter short of slots releases queued holds itself.
+#[test]
+fn held_tasks_keep_outcomes_and_their_slots_come_back() {
+    let _guard = hang_guard("held_tasks_keep_outcomes_and_their_slots_come_back", 60);
+    const WINDOW: usize = 256;
+    let rt = Runtime::builder().workers(2).window(WINDOW).build();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for round in 0..20 {
+        let mut held = taskweave::HeldTasks::new(&rt);
+        let failed = rt
+            .try_task(|| Err::<(), _>("held failure"))
+            .submit_blocking();
+        assert!(held.hold(&failed));
+        let failed_id = failed.id();
+        drop(failed);
+        // Most of the window, each output counted when its slot is reclaimed.
+        for _ in 0..WINDOW - 16 {
+            let flag = DropFlag(Arc::clone(&dropped));
+            let task = rt.task(move || flag).submit_blocking();
+            assert!(held.hold(&task));
+        }
+        assert_eq!(held.len(), WINDOW - 15);
+        rt.synchronize_blocking();
+        // Held: the failed task's id still fails its dependents.
+        let after = rt.task(|| ()).after([failed_id]).submit_blocking();
+        assert!(after.wait_blocking().is_err(), "round {round}");
+        // Released by a worker or, when the next round runs short of slots, by the
+        // submitter: either way the next round gets its slots.
+        held.release_later();
+    }
+    rt.synchronize_blocking();
+    // Every output but (at most) the last round's was dropped by a reclaim; the last
+    // round's holds are released by a worker soon after.
+    let outputs = 20 * (WINDOW - 16);
+    while dropped.load(SeqCst) < outputs {
+        std::thread::yield_now();
+    }
+    assert_eq!(dropped.load(SeqCst), outputs);
+}

@@ -31,7 +31,7 @@ use crate::task::{Closed, Fanout, TaskId};
 /// ```
 #[must_use = "dropping a Task handle lets the task run unobserved (fire and forget)"]
 pub struct Task<T> {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     id: TaskId,
     state: HandleState,
     output: PhantomData<T>,
@@ -85,6 +85,21 @@ impl<T: Send + 'static> Task<T> {
                 slot.try_acquire(self.id.generation())
                     .then(|| TaskWatch::new_acquired(self.shared.clone(), self.id))
             }
+        }
+    }
+
+    /// Takes one more reference on the task's slot for a holder other than this
+    /// handle; `false` if there is no slot to hold (rejected, or left it).
+    pub(crate) fn hold_slot(&self) -> bool {
+        let slot = || &self.shared.window.slots[self.id.index() as usize];
+        match self.state {
+            // The handle's own reference keeps the slot: adding one needs no check.
+            HandleState::Live => {
+                slot().acquire_more();
+                true
+            }
+            HandleState::Done => slot().try_acquire(self.id.generation()),
+            HandleState::Rejected(_) => false,
         }
     }
 

@@ -32,6 +32,7 @@ mod deferred;
 mod deps;
 mod error;
 mod handle;
+mod held;
 mod id_waiters;
 mod inputs;
 #[cfg(taskweave_loom)]
@@ -53,6 +54,7 @@ mod worker;
 pub use deferred::{CompletionToken, NotInTask, defer, try_defer};
 pub use error::TaskError;
 pub use handle::{SharedTask, Task, TaskWatch, WaitTask, WhenAll, when_all};
+pub use held::HeldTasks;
 pub use inputs::Inputs;
 pub use monitor::{Stall, StallReport};
 pub use runtime::{DEFAULT_WINDOW, Runtime, RuntimeBuilder};

@@ -198,6 +198,7 @@ impl RuntimeBuilder {
             tokens: Mutex::new(Slab::new()),
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: Padded(AtomicUsize::new(0)),
+            releases: Padded(crate::held::ReleaseQueue::new()),
             workers_alive: AtomicUsize::new(self.workers),
         });
         let mut handles =

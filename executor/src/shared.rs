@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     /// Submissions in progress (see `begin_submit`); written on every submission, so
     /// on a cache line of its own.
     pub(crate) submitters: Padded<AtomicUsize>,
+    /// Slot holds handed to the workers by [`HeldTasks::release_later`](crate::HeldTasks::release_later).
+    pub(crate) releases: Padded<crate::held::ReleaseQueue>,
     /// Worker threads that have not exited; the last one cancels what is left (R7).
     pub(crate) workers_alive: AtomicUsize,
 }
@@ -190,6 +192,7 @@ impl Shared {
     pub(crate) fn has_work(&self) -> bool {
         !self.injector.is_empty()
             || !self.mailbox.is_empty()
+            || self.releases.is_pending()
             || self.stealers.iter().any(|s| !s.is_empty())
     }
 
@@ -490,6 +493,7 @@ impl Shared {
             }
         }
         self.cancel_ready(cancellable);
+        self.run_releases();
         self.window.wake_waiters();
     }
 

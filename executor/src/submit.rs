@@ -167,6 +167,10 @@ where
                 break Some(index);
             }
             shared.end_submit();
+            // Holds queued for the workers may be all that keeps slots taken.
+            if shared.run_releases() {
+                continue;
+            }
             if this.retries < WINDOW_RETRIES {
                 // The window usually frees a slot within microseconds: look again
                 // before paying for a sleep and a wake.

@@ -164,13 +164,19 @@ fn work_loop(shared: &Shared, ctx: &Context) {
     loop {
         // Completions first when idle, and every so often when busy, so deferred
         // tasks are never starved by a long local chain.
-        if (handoff.is_none() || since_drain >= DRAIN_EVERY) && !shared.mailbox.is_empty() {
-            since_drain = 0;
-            let drained = shared.drain_mailbox(&mut handoff);
-            if drained > 0 {
-                state.progress.add(1);
-                state.drains.add(1);
-                state.drained.add(drained as u64);
+        // Slot holds handed over by submitters (`HeldTasks::release_later`) likewise.
+        if handoff.is_none() || since_drain >= DRAIN_EVERY {
+            if !shared.mailbox.is_empty() {
+                since_drain = 0;
+                let drained = shared.drain_mailbox(&mut handoff);
+                if drained > 0 {
+                    state.progress.add(1);
+                    state.drains.add(1);
+                    state.drained.add(drained as u64);
+                }
+            }
+            if shared.run_releases() {
+                since_drain = 0;
             }
         }
         since_drain += 1;

@@ -12,10 +12,11 @@
 //! - **Tensors** created in it borrow it: they cannot be used after it ends (the
 //!   compiler says so). Their buffers stay alive until the last task using them has
 //!   finished.
-//! - **Task slots**: a scope holds a [`TaskWatch`] of every task submitted in it
-//!   until it ends, so the tasks' ids keep their outcome (a later task depending on a
-//!   failed one fails too, deterministically) and the slots are reclaimed when the
-//!   scope ends and the tasks have finished. Ending a scope never waits.
+//! - **Task slots**: a scope holds the slot of every task submitted in it (a
+//!   [`HeldTasks`](crate::HeldTasks)) until it ends, so the tasks' ids keep their
+//!   outcome (a later task depending on a failed one fails too, deterministically)
+//!   and the slots are reclaimed when the scope ends and the tasks have finished (by
+//!   a worker, for a large scope). Ending a scope never waits.
 //!
 //! Because held slots are not reused while the scope is open, a scope (with its
 //! enclosing scopes) may hold at most `window - 1` tasks: the submission that would
@@ -48,7 +49,7 @@ use crate::data::{Element, Tensor};
 use crate::data::{TensorInner, TensorMeta};
 use crate::error::DataError;
 use crate::graph::{Graph, GraphTensor};
-use crate::{Runtime, TaskId, TaskWatch};
+use crate::{HeldTasks, Runtime, Task, TaskId};
 use tree::{Tree, TreeCell, TreeGuard};
 
 /// Whether a scope derives dependencies from data accesses.
@@ -89,8 +90,8 @@ pub struct Scope<'p> {
     tree: Arc<Tree>,
     name: Cow<'static, str>,
     kind: ScopeKind,
-    /// Watches of the tasks submitted in this scope (under the tree lock).
-    held: TreeCell<Vec<TaskWatch>>,
+    /// The slots of the tasks submitted in this scope (under the tree lock).
+    held: TreeCell<HeldTasks>,
     /// `held.len()`, readable without the lock.
     held_count: AtomicUsize,
     enclosing: PhantomData<&'p ()>,
@@ -115,7 +116,7 @@ impl Scope<'static> {
 
 impl<'p> Scope<'p> {
     fn with_tree(tree: Arc<Tree>, name: Cow<'static, str>, kind: ScopeKind) -> Scope<'p> {
-        let held = TreeCell::new(tree.id, tree.spare_list());
+        let held = TreeCell::new(tree.id, HeldTasks::new(&tree.rt));
         Scope {
             tree,
             name,
@@ -179,11 +180,7 @@ impl<'p> Scope<'p> {
     pub async fn wait(&self) {
         let ids: Vec<TaskId> = {
             let mut guard = self.tree.lock().await;
-            self.held
-                .get(&mut guard)
-                .iter()
-                .map(TaskWatch::id)
-                .collect()
+            self.held.get(&mut guard).ids().to_vec()
         };
         for id in ids {
             self.tree.rt.wait(id).await;
@@ -342,10 +339,12 @@ impl<'p> Scope<'p> {
         Ok(())
     }
 
-    /// Holds `watch`'s slot until the scope ends.
-    fn hold(&self, guard: &mut TreeGuard<'_>, watch: TaskWatch) {
+    /// Holds `task`'s slot until the scope ends.
+    fn hold<T: Send + 'static>(&self, guard: &mut TreeGuard<'_>, task: &Task<T>) {
         let held = self.held.get(guard);
-        held.push(watch);
+        if !held.hold(task) {
+            return;
+        }
         // Only submissions (serialised by the lock) and `drop` change it.
         self.held_count.store(held.len(), Ordering::Relaxed);
         self.tree.held.fetch_add(1, Ordering::Relaxed);
@@ -370,14 +369,14 @@ fn checked_shape(dims: &[usize]) -> Shape {
 
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
-        // Releasing the watches never waits: a task still running keeps its slot
-        // until it finishes (its execution is a holder too). Releasing the last hold
-        // of a finished task reclaims its slot here; handing the releases to a worker
-        // was measured slower (the workers' and the submitter's reference counts on
-        // the runtime then share a cache line).
-        let held = std::mem::take(self.held.get_mut());
+        // Releasing the holds never waits: a task still running keeps its slot until
+        // it finishes (its execution is a holder too). Releasing the last hold of a
+        // finished task reclaims its slot: a worker does that for a large scope, off
+        // the submitter's path (a submitter short of slots does it itself).
+        let empty = HeldTasks::new(&self.tree.rt);
+        let held = std::mem::replace(self.held.get_mut(), empty);
         self.tree.held.fetch_sub(held.len(), Ordering::Relaxed);
-        tree::recycle(&self.tree.spares, held);
+        held.release_later();
     }
 }
 

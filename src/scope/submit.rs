@@ -289,9 +289,7 @@ where
                     map.record(bounds, access.info.kind, id, &tree.rt, failures);
                 }
             }
-            if let Some(watch) = task.watch() {
-                scope.hold(&mut guard, watch);
-            }
+            scope.hold(&mut guard, &task);
             if recording {
                 let explicit = after.len();
                 record_task(scope, id, &name, &deps, explicit, given);

@@ -16,19 +16,11 @@
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use futures::lock::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
+use crate::Runtime;
 use crate::graph::Recorder;
-use crate::{Runtime, TaskWatch};
-
-/// Emptied slot lists of ended scopes, kept for the next scopes to reuse (a list of
-/// a few thousand watches would otherwise be allocated, grown and freed per scope).
-pub(crate) type SparePool = Mutex<Vec<Vec<TaskWatch>>>;
-
-/// Most spare lists kept.
-const SPARES: usize = 8;
 
 /// Source of tree ids (never reused within a process).
 static NEXT_TREE: AtomicU64 = AtomicU64::new(1);
@@ -40,11 +32,10 @@ pub(crate) struct Tree {
     /// `rt.window()`.
     pub(crate) window: usize,
     lock: AsyncMutex<()>,
-    /// Task slots held by the tree's open scopes (their tasks' watches).
+    /// Task slots held by the tree's open scopes.
     pub(crate) held: AtomicUsize,
     pub(crate) recorder: Recorder,
     next_tensor: AtomicU64,
-    pub(crate) spares: SparePool,
 }
 
 impl Tree {
@@ -57,17 +48,7 @@ impl Tree {
             held: AtomicUsize::new(0),
             recorder: Recorder::default(),
             next_tensor: AtomicU64::new(0),
-            spares: SparePool::default(),
         }
-    }
-
-    /// An empty slot list, with capacity if an ended scope left one.
-    pub(crate) fn spare_list(&self) -> Vec<TaskWatch> {
-        self.spares
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default()
     }
 
     /// Takes the submission lock.
@@ -81,15 +62,6 @@ impl Tree {
     /// A fresh tensor id (unique within the tree).
     pub(crate) fn next_tensor_id(&self) -> u64 {
         self.next_tensor.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-/// Releases the watches of `list` and keeps it in `pool` for reuse.
-pub(crate) fn recycle(pool: &SparePool, mut list: Vec<TaskWatch>) {
-    list.clear();
-    let mut spares = pool.lock().unwrap_or_else(PoisonError::into_inner);
-    if spares.len() < SPARES && list.capacity() > 0 {
-        spares.push(list);
     }
 }
 

@@ -1,0 +1,189 @@
+//! Holding many tasks' slots at once ([`HeldTasks`]), and releasing them off the
+//! submitter's path ([`ReleaseQueue`]).
+//!
+//! A [`TaskWatch`](crate::TaskWatch) per task costs a runtime reference per task;
+//! a scope that holds thousands of tasks needs only their ids and one reference.
+//! Releasing the last hold of a finished task reclaims its slot (drops its output,
+//! returns the slot to the free list): work that [`HeldTasks::release_later`] hands
+//! to a worker, which is usually idle while a submitter is the bottleneck.
+
+use std::fmt;
+
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+use crate::task::TaskId;
+use crate::{Task, worker};
+
+/// Fewer holds than this are released at once by [`HeldTasks::release_later`]:
+/// queueing them would cost more than releasing them.
+const RELEASE_INLINE: usize = 64;
+
+/// Lists of held ids waiting for a worker to release them.
+pub(crate) struct ReleaseQueue {
+    /// Whether `lists` may be non-empty (read by workers on every look for work).
+    pending: AtomicBool,
+    lists: Mutex<Vec<Vec<TaskId>>>,
+}
+
+impl ReleaseQueue {
+    pub(crate) fn new() -> Self {
+        ReleaseQueue {
+            pending: AtomicBool::new(false),
+            lists: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether lists are waiting (a hint: the lock decides).
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    fn push(&self, ids: Vec<TaskId>) {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        lists.push(ids);
+        // SeqCst: pairs with the sleep protocol's last look (`Shared::has_work`), like
+        // a push to the injector before `notify_one`.
+        self.pending.store(true, Ordering::SeqCst);
+    }
+
+    fn take(&self) -> Vec<Vec<TaskId>> {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        self.pending.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *lists)
+    }
+}
+
+impl Shared {
+    /// Releases every queued hold; `true` if there were any. Called by workers when
+    /// they look for work, by submitters that find the window full, and at shutdown.
+    pub(crate) fn run_releases(&self) -> bool {
+        if !self.releases.is_pending() {
+            return false;
+        }
+        let lists = self.releases.take();
+        let any = !lists.is_empty();
+        for id in lists.into_iter().flatten() {
+            self.release(id.index());
+        }
+        any
+    }
+}
+
+/// Holds the slots of many tasks of one runtime, so that their ids keep their
+/// outcome (a later task depending on a failed one fails too) until the holds are
+/// released; as a [`TaskWatch`](crate::TaskWatch) per task would, but with one
+/// runtime reference for all of them and no per-task allocation.
+///
+/// Dropping it releases every hold at once; [`HeldTasks::release_later`] hands the
+/// releases to a worker instead. Either way nothing waits: a task still running
+/// keeps its slot until it finishes.
+///
+/// ```
+/// use taskweave_executor::{HeldTasks, Runtime};
+/// let rt = Runtime::builder().workers(1).build();
+/// let mut held = HeldTasks::new(&rt);
+/// let failed = rt.try_task(|| Err::<(), _>("no")).submit_blocking();
+/// assert!(held.hold(&failed));
+/// let id = failed.id();
+/// drop(failed);
+/// // The slot is held: a task after it still sees the failure.
+/// let after = rt.task(|| ()).after([id]).submit_blocking();
+/// assert!(after.wait_blocking().is_err());
+/// held.release_later();
+/// ```
+pub struct HeldTasks {
+    shared: Arc<Shared>,
+    ids: Vec<TaskId>,
+}
+
+impl HeldTasks {
+    /// An empty set of holds on `rt`'s tasks.
+    pub fn new(rt: &Runtime) -> Self {
+        HeldTasks::with_ids(rt, Vec::new())
+    }
+
+    /// An empty set that reuses `ids`' allocation (it is cleared).
+    pub fn with_ids(rt: &Runtime, mut ids: Vec<TaskId>) -> Self {
+        ids.clear();
+        HeldTasks {
+            shared: Arc::clone(&rt.shared),
+            ids,
+        }
+    }
+
+    /// Holds `task`'s slot; `false` (nothing held) if the task was rejected at
+    /// submission or, its output already taken, has left its slot.
+    ///
+    /// # Panics
+    /// If `task` belongs to another runtime.
+    pub fn hold<T: Send + 'static>(&mut self, task: &Task<T>) -> bool {
+        assert!(
+            Arc::ptr_eq(&self.shared, &task.shared),
+            "taskweave: HeldTasks::hold of a task of another runtime"
+        );
+        if !task.hold_slot() {
+            return false;
+        }
+        self.ids.push(task.id());
+        true
+    }
+
+    /// The held tasks' ids, in the order they were held.
+    pub fn ids(&self) -> &[TaskId] {
+        &self.ids
+    }
+
+    /// How many tasks are held.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether no task is held.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Releases every hold now, on this thread; keeps the allocation.
+    pub fn release(&mut self) {
+        for id in self.ids.drain(..) {
+            self.shared.release(id.index());
+        }
+    }
+
+    /// Releases every hold soon, on a worker (a few holds, or when called on a
+    /// worker, at once): the submitter does not pay for reclaiming the slots.
+    /// A submitter that finds the window full releases queued holds itself, so
+    /// queued holds never keep a submission waiting.
+    pub fn release_later(mut self) {
+        if self.ids.len() < RELEASE_INLINE || worker::is_worker_of(&self.shared) {
+            self.release();
+            return;
+        }
+        let ids = std::mem::take(&mut self.ids);
+        self.shared.releases.push(ids);
+        self.shared.sleep.notify_one();
+    }
+
+    /// Releases every hold now and returns the emptied id list (to reuse its
+    /// allocation with [`HeldTasks::with_ids`]).
+    pub fn into_ids(mut self) -> Vec<TaskId> {
+        self.release();
+        std::mem::take(&mut self.ids)
+    }
+}
+
+impl Drop for HeldTasks {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl fmt::Debug for HeldTasks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldTasks")
+            .field("held", &self.ids.len())
+            .finish_non_exhaustive()
+    }
+}
