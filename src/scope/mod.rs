@@ -13,7 +13,7 @@
 //!   compiler says so). Their buffers stay alive until the last task using them has
 //!   finished.
 //! - **Task slots**: a scope holds the slot of every task submitted in it (a
-//!   [`HeldTasks`](crate::HeldTasks)) until it ends, so the tasks' ids keep their
+//!   [`HeldTasks`]) until it ends, so the tasks' ids keep their
 //!   outcome (a later task depending on a failed one fails too, deterministically)
 //!   and the slots are reclaimed when the scope ends and the tasks have finished (by
 //!   a worker, for a large scope). Ending a scope never waits.
