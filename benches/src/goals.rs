@@ -28,6 +28,17 @@ pub enum Target {
         /// Highest acceptable ratio of ns per task.
         ratio: f64,
     },
+    /// Peak memory is flat in the number of tasks: between the smaller workload
+    /// `other` (same program, fewer tasks) and this one, peak RSS grows by at most
+    /// `bytes` per extra task beyond `data` bytes per task (the program's own data).
+    RssPerTask {
+        /// The same program with fewer tasks.
+        other: &'static str,
+        /// Bytes of user data each task adds (e.g. its grid element).
+        data: f64,
+        /// Highest acceptable growth per extra task, in bytes, beyond `data`.
+        bytes: f64,
+    },
 }
 
 /// A goal on one workload.
@@ -78,6 +89,14 @@ const LISTED: &[Goal] = &[
     Goal {
         workload: "wavefront_data",
         target: Target::PeakRssMb(256.0),
+    },
+    Goal {
+        workload: "wavefront_data",
+        target: Target::RssPerTask {
+            other: "wavefront_data_small",
+            data: 4.0,
+            bytes: 4.0,
+        },
     },
     Goal {
         workload: "deferred_chain",
@@ -154,6 +173,16 @@ impl Goal {
                 let measured = taskweave()?.ns_per_task / base.ns_per_task;
                 Some((measured, measured <= ratio))
             }
+            Target::RssPerTask { other, data, bytes } => {
+                let small = measurements
+                    .iter()
+                    .find(|m| m.workload == other && m.system == System::Taskweave)?;
+                let large = taskweave()?;
+                let extra_tasks = large.tasks.checked_sub(small.tasks).filter(|&n| n > 0)?;
+                let grown = (large.peak_rss_mb - small.peak_rss_mb) * (1 << 20) as f64;
+                let measured = grown / extra_tasks as f64 - data;
+                Some((measured, measured <= bytes))
+            }
         }
     }
 
@@ -188,6 +217,12 @@ impl Goal {
                 write!(
                     line,
                     "taskweave ns/task vs {other} = {measured:.2}x (goal <= {ratio:.2}x)"
+                )
+            }
+            Target::RssPerTask { other, data, bytes } => {
+                write!(
+                    line,
+                    "taskweave peak RSS growth vs {other} = {measured:.2} B/task beyond {data:.0} B of data (goal <= {bytes:.0})"
                 )
             }
         };
@@ -233,5 +268,37 @@ mod tests {
                     ..
                 }
             )));
+    }
+
+    #[test]
+    fn rss_per_task_goal_subtracts_the_data_and_needs_both_sizes() {
+        let m = |workload, tasks, rss_mb| {
+            Measurement::new(
+                workload,
+                System::Taskweave,
+                tasks,
+                2,
+                Duration::from_millis(1),
+                rss_mb,
+            )
+        };
+        let goal = Goal {
+            workload: "wavefront_data",
+            target: Target::RssPerTask {
+                other: "wavefront_data_small",
+                data: 4.0,
+                bytes: 4.0,
+            },
+        };
+        // 3 Mi more tasks and 24 MiB more: 8 B per task, 4 beyond the data.
+        let flat = [
+            m("wavefront_data_small", 1 << 20, 40.0),
+            m("wavefront_data", 4 << 20, 64.0),
+        ];
+        assert_eq!(goal.evaluate(&flat), Some((4.0, true)));
+        // 48 MiB more: 16 B per task, 12 beyond the data.
+        let growing = [flat[0].clone(), m("wavefront_data", 4 << 20, 88.0)];
+        assert_eq!(goal.evaluate(&growing), Some((12.0, false)));
+        assert_eq!(goal.evaluate(&flat[1..]), None);
     }
 }

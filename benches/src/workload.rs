@@ -235,6 +235,20 @@ pub const WORKLOADS: &[Workload] = &[
         rayon: None,
         plain: &[],
     },
+    // A quarter of `wavefront_data`'s tasks: the two peak RSS give the memory per
+    // task (the goal: none beyond the grid's own element).
+    Workload {
+        name: "wavefront_data_small",
+        full_size: 1024,
+        quick_size: 128,
+        bench_size: 64,
+        tasks: square_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_data::wavefront_data,
+        tokio: None,
+        rayon: None,
+        plain: &[],
+    },
     Workload {
         name: "submit_cost_0",
         full_size: 1 << 20,
@@ -470,7 +484,12 @@ mod tests {
         assert_eq!(names("linear_chain_t").unwrap(), ["linear_chain_traced"]);
         assert_eq!(
             names("wavefront,async").unwrap(),
-            ["wavefront", "async_task", "wavefront_data"]
+            [
+                "wavefront",
+                "async_task",
+                "wavefront_data",
+                "wavefront_data_small"
+            ]
         );
         assert_eq!(names("submit_cost").unwrap().len(), 4);
         assert_eq!(names("").unwrap().len(), WORKLOADS.len());
