@@ -46,3 +46,62 @@ fn a_body_blocking_its_worker_is_named_while_others_progress() {
         reports.lock().unwrap()
     );
 }
+
+/// An orchestrator blocked in a host read whose writer waits for a deferred
+/// completion: the report says the orchestrator waits in the host access and names
+/// the producer it waits for (and, beside it, the token the producer waits for).
+#[test]
+fn an_orchestrator_blocked_in_a_host_access_is_reported_with_what_it_waits_for() {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let rt = Runtime::builder()
+        .workers(2)
+        .watchdog(Duration::from_millis(50))
+        .on_stall(move |report| sink.lock().unwrap().push(report.clone()))
+        .build();
+    let scope = taskweave::Scope::new(&rt, "main");
+    let grid = scope.zeros::<u32>("grid", [4]);
+    let (tx, rx) = mpsc::channel::<taskweave::CompletionToken>();
+    let producer = scope
+        .task(grid.write(..), move |mut g| {
+            g.fill(7);
+            tx.send(taskweave::defer("dma of block 3")).unwrap();
+        })
+        .name("load-grid")
+        .submit_blocking()
+        .unwrap();
+    let producer_id = producer.id();
+    let _token = rx.recv().unwrap();
+    // The host read waits for the writer, which waits for its token: stuck until
+    // the watchdog fails the writer (and so the read).
+    let read = scope.read_blocking(&grid, ..);
+    assert!(
+        read.is_err(),
+        "the writer failed, so the read fails: {read:?}"
+    );
+    let reports = reports.lock().unwrap();
+    let stalls = || reports.iter().flat_map(|r| &r.stalls);
+    let host = stalls().find_map(|stall| match stall {
+        Stall::HostAccess {
+            what, waits_for, ..
+        } => Some((what.clone(), waits_for.clone())),
+        _ => None,
+    });
+    let (what, waits_for) = host.unwrap_or_else(|| panic!("no HostAccess stall: {reports:?}"));
+    assert_eq!(what, "host read of 'grid'");
+    assert_eq!(
+        waits_for,
+        [(producer_id, Some("load-grid".to_owned()))],
+        "{reports:?}"
+    );
+    assert!(
+        stalls().any(|s| matches!(s, Stall::DeferredToken { task, .. } if *task == producer_id)),
+        "{reports:?}"
+    );
+    let text = reports[0].to_string();
+    assert!(
+        text.contains("the orchestrator waits in host read of 'grid'")
+            && text.contains("'load-grid'"),
+        "{text}"
+    );
+}

@@ -57,7 +57,7 @@ pub use handle::{SharedTask, Task, TaskWatch, WaitTask, WhenAll, when_all};
 pub use held::HeldTasks;
 pub use inputs::Inputs;
 pub use monitor::{Stall, StallReport};
-pub use runtime::{DEFAULT_WINDOW, Runtime, RuntimeBuilder};
+pub use runtime::{DEFAULT_WINDOW, HostWait, Runtime, RuntimeBuilder};
 pub use stats::{Stats, WorkerStats};
 pub use submit::{Submission, Submit};
 pub use task::{BoxError, TaskId};

@@ -51,6 +51,18 @@ pub enum Stall {
         /// The window size.
         window: usize,
     },
+    /// The orchestrator waits in a host access (see [`Runtime::host_wait`](crate::Runtime::host_wait)):
+    /// its task waits for producers that have not finished, so the orchestrator,
+    /// and whatever it would submit next, waits for them too. The producers' own
+    /// stalls (a deferred token, a blocked worker) are reported beside this one.
+    HostAccess {
+        /// The host access's task.
+        task: TaskId,
+        /// What the host access is, e.g. `host read of 'grid'`.
+        what: String,
+        /// The producers it still waits for, with their names.
+        waits_for: Vec<(TaskId, Option<String>)>,
+    },
 }
 
 /// The watchdog's report: everything it found stuck after `stalled_for` without
@@ -90,6 +102,25 @@ impl fmt::Display for StallReport {
                 Stall::WindowFull { window } => {
                     writeln!(f, "  submitters wait for a slot: all {window} are held")?
                 }
+                Stall::HostAccess {
+                    task,
+                    what,
+                    waits_for,
+                } => {
+                    let producers: Vec<String> = waits_for
+                        .iter()
+                        .map(|(id, name)| format!("{id} {}", show(name)))
+                        .collect();
+                    writeln!(
+                        f,
+                        "  the orchestrator waits in {what} (task {task}), which waits for: {}",
+                        if producers.is_empty() {
+                            "nothing unfinished".to_owned()
+                        } else {
+                            producers.join(", ")
+                        }
+                    )?
+                }
             }
         }
         Ok(())
@@ -112,9 +143,19 @@ struct MonitorState {
     stopping: bool,
 }
 
+/// A host access an orchestrator waits in (registered by [`Runtime::host_wait`](crate::Runtime::host_wait)).
+#[derive(Clone)]
+pub(crate) struct HostWaitRecord {
+    pub(crate) task: TaskId,
+    pub(crate) what: String,
+    pub(crate) waits_for: Vec<TaskId>,
+}
+
 /// The monitor's shared state and configuration.
 pub(crate) struct Monitor {
     state: Mutex<MonitorState>,
+    /// Host accesses orchestrators wait in (off the hot path: one per host access).
+    pub(crate) host_waits: Mutex<slab::Slab<HostWaitRecord>>,
     wake: Condvar,
     stall_after: Option<Duration>,
     on_stall: Option<StallHandler>,
@@ -127,6 +168,7 @@ impl Monitor {
                 deadlines: BinaryHeap::new(),
                 stopping: false,
             }),
+            host_waits: Mutex::new(slab::Slab::new()),
             wake: Condvar::new(),
             stall_after,
             on_stall,
@@ -363,6 +405,27 @@ fn stall_report(shared: &Shared, stalled_for: Duration) -> Option<StallReport> {
     if shared.window.has_waiters() {
         stalls.push(Stall::WindowFull {
             window: shared.window.len(),
+        });
+    }
+    let host_waits: Vec<HostWaitRecord> = {
+        let waits = shared
+            .monitor
+            .host_waits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        waits.iter().map(|(_, record)| record.clone()).collect()
+    };
+    for record in host_waits.into_iter().filter(|r| shared.is_open(r.task)) {
+        let waits_for = record
+            .waits_for
+            .iter()
+            .filter(|&&id| shared.is_open(id))
+            .map(|&id| (id, shared.name_of(id).map(Cow::into_owned)))
+            .collect();
+        stalls.push(Stall::HostAccess {
+            task: record.task,
+            what: record.what,
+            waits_for,
         });
     }
     (!stalls.is_empty()).then_some(StallReport {

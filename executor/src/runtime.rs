@@ -22,7 +22,7 @@ use crate::sleep::Sleep;
 use crate::stats::{GlobalCounters, Stats, WorkerState};
 use crate::submit::Submit;
 use crate::sync::{Arc, AtomicU8, AtomicUsize, Mutex, thread};
-use crate::task::{BoxError, Fanout, FnBody, MAX_WINDOW, TaskId};
+use crate::task::{BoxError, FnBody, MAX_WINDOW, TaskId};
 use crate::trace::Tracer;
 use crate::window::Window;
 use crate::worker;
@@ -433,9 +433,46 @@ impl Runtime {
 
     /// Whether task `id` has finished (completed, failed, cancelled, or stale).
     pub fn is_finished(&self, id: TaskId) -> bool {
-        match self.shared.window.slots.get(id.index() as usize) {
-            Some(slot) => slot.fanout_state(id.generation()) != Fanout::Open,
-            None => true,
+        !self.shared.is_open(id)
+    }
+
+    /// Tells the watchdog that the orchestrator is about to wait for task `task`, a
+    /// host access (`what`, e.g. `host read of 'grid'`) ordered after `waits_for`.
+    /// While the returned guard lives, a stall report includes
+    /// [`Stall::HostAccess`](crate::Stall::HostAccess) if the task is still open,
+    /// naming the producers it still waits for. Drop the guard when the wait ends.
+    /// (The data layer's host reads and writes do this for you.)
+    ///
+    /// ```
+    /// use taskweave_executor::Runtime;
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let producer = rt.task(|| 41).submit_blocking();
+    /// let producer_id = producer.id();
+    /// let access = rt.dataflow(producer, |x| x + 1).submit_blocking();
+    /// let _waiting = rt.host_wait(access.id(), "host read of 'x'", vec![producer_id]);
+    /// assert_eq!(access.wait_blocking().unwrap(), 42);
+    /// ```
+    pub fn host_wait(
+        &self,
+        task: TaskId,
+        what: impl Into<String>,
+        waits_for: Vec<TaskId>,
+    ) -> HostWait {
+        let record = crate::monitor::HostWaitRecord {
+            task,
+            what: what.into(),
+            waits_for,
+        };
+        let key = self
+            .shared
+            .monitor
+            .host_waits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record);
+        HostWait {
+            shared: Arc::clone(&self.shared),
+            key,
         }
     }
 
@@ -495,4 +532,29 @@ fn _assert_send_sync() {
     send_sync::<crate::Task<u32>>();
     send_sync::<TaskError>();
     send_sync::<TaskId>();
+}
+
+/// An orchestrator's wait in a host access, known to the watchdog until dropped
+/// (see [`Runtime::host_wait`]).
+#[must_use = "the watchdog knows of the wait only while the guard lives"]
+pub struct HostWait {
+    shared: Arc<Shared>,
+    key: usize,
+}
+
+impl Drop for HostWait {
+    fn drop(&mut self) {
+        self.shared
+            .monitor
+            .host_waits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(self.key);
+    }
+}
+
+impl fmt::Debug for HostWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostWait").finish_non_exhaustive()
+    }
 }

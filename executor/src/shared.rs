@@ -109,6 +109,14 @@ impl Shared {
         deadline
     }
 
+    /// Whether task `id` has not finished (a stale or out-of-range id has).
+    pub(crate) fn is_open(&self, id: TaskId) -> bool {
+        self.window
+            .slots
+            .get(id.index() as usize)
+            .is_some_and(|slot| slot.fanout_state(id.generation()) == Fanout::Open)
+    }
+
     /// Makes a ready task runnable: on this runtime's worker thread it goes to the
     /// local queue, elsewhere to the injector; then a sleeping worker may be woken.
     pub(crate) fn schedule(&self, index: u32) {

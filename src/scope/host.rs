@@ -48,12 +48,14 @@ impl<'p> Scope<'p> {
         F: for<'v> FnOnce(View<'v, T>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let name = Cow::Owned(format!("host read of '{}'", tensor.name()));
+        let name = format!("host read of '{}'", tensor.name());
+        let mut waits_for = Vec::new();
         let task = self
             .task(tensor.read(region), f)
-            .name(name)
-            .submit()
+            .name(Cow::Owned(name.clone()))
+            .submit_noting_deps(Some(&mut waits_for))
             .await?;
+        let _watched = self.tree.rt.host_wait(task.id(), name, waits_for);
         task.await.map_err(|error| DataError::HostAccess {
             tensor: tensor.meta().name.clone(),
             error,
@@ -91,14 +93,16 @@ impl<'p> Scope<'p> {
                 });
             }
         }
-        let name = Cow::Owned(format!("host write of '{}'", tensor.name()));
+        let name = format!("host write of '{}'", tensor.name());
+        let mut waits_for = Vec::new();
         let task = self
             .task(tensor.write(region), move |mut view| {
                 view.copy_from_slice(&data)
             })
-            .name(name)
-            .submit()
+            .name(Cow::Owned(name.clone()))
+            .submit_noting_deps(Some(&mut waits_for))
             .await?;
+        let _watched = self.tree.rt.host_wait(task.id(), name, waits_for);
         task.await.map_err(|error| DataError::HostAccess {
             tensor: meta.name.clone(),
             error,

@@ -240,63 +240,70 @@ where
 
     /// Submits the task: resolves to its handle once it has a slot (waiting while
     /// the task window is full), or to the error that rejected it.
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "the signature promises `Send`, which `IntoFuture` relies on"
-    )]
+    // Not an `async fn`: the signature promises `Send`, which `IntoFuture` relies on.
     pub fn submit(self) -> impl Future<Output = Result<Task<B::Output>, DataError>> + Send {
-        async move {
-            let DataSubmit {
-                scope,
-                accesses,
-                body,
-                name,
-                after,
-            } = self;
-            let tree = &*scope.tree;
-            let mut plan = SmallVec::<[Planned<'_>; 8]>::new();
-            scope.plan(&accesses, &name, &mut plan)?;
-            // D1: from here to the end, this submission is the only one of the tree.
-            let mut guard = tree.lock().await;
-            scope.check_room()?;
-            let recording = tree.recorder.is_on();
-            // The dependencies: explicit ones, typed inputs, then the derived ones.
-            let mut deps = DepSink::new(recording);
-            if !after.is_empty() {
-                deps.ids.extend_from_slice(&after);
-            }
-            body.for_each_input(&mut |id| deps.ids.push(id));
-            let given = deps.ids.len();
-            for access in plan.iter().filter(|a| a.tracked) {
-                let map = access.info.meta.map.get(&mut guard);
-                for bounds in &access.boxes {
-                    map.lookup(bounds, access.info.kind, access.info.meta.id, &mut deps);
-                }
-            }
-            let task = body
-                .spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
-                .await;
-            let id = task.id();
-            if !id.is_valid() {
-                // Rejected: the runtime is shutting down and nothing will run again.
-                return Ok(task);
-            }
-            // D2: record the accesses before any later submission can look them up.
-            for access in plan.iter().filter(|a| a.tracked) {
-                let map = access.info.meta.map.get(&mut guard);
-                for bounds in &access.boxes {
-                    let failures = &access.info.meta.failures;
-                    map.record(bounds, access.info.kind, id, &tree.rt, failures);
-                }
-            }
-            scope.hold(&mut guard, &task);
-            if recording {
-                let explicit = after.len();
-                record_task(scope, id, &name, &deps, explicit, given);
-            }
-            drop(guard);
-            Ok(task)
+        self.submit_noting_deps(None)
+    }
+
+    /// [`DataSubmit::submit`], also copying the task's dependencies (explicit,
+    /// inputs, derived) to `noted` (for the watchdog's view of host accesses).
+    pub(crate) async fn submit_noting_deps(
+        self,
+        noted: Option<&mut Vec<TaskId>>,
+    ) -> Result<Task<B::Output>, DataError> {
+        let DataSubmit {
+            scope,
+            accesses,
+            body,
+            name,
+            after,
+        } = self;
+        let tree = &*scope.tree;
+        let mut plan = SmallVec::<[Planned<'_>; 8]>::new();
+        scope.plan(&accesses, &name, &mut plan)?;
+        // D1: from here to the end, this submission is the only one of the tree.
+        let mut guard = tree.lock().await;
+        scope.check_room()?;
+        let recording = tree.recorder.is_on();
+        // The dependencies: explicit ones, typed inputs, then the derived ones.
+        let mut deps = DepSink::new(recording);
+        if !after.is_empty() {
+            deps.ids.extend_from_slice(&after);
         }
+        body.for_each_input(&mut |id| deps.ids.push(id));
+        let given = deps.ids.len();
+        for access in plan.iter().filter(|a| a.tracked) {
+            let map = access.info.meta.map.get(&mut guard);
+            for bounds in &access.boxes {
+                map.lookup(bounds, access.info.kind, access.info.meta.id, &mut deps);
+            }
+        }
+        let task = body
+            .spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
+            .await;
+        let id = task.id();
+        if let Some(noted) = noted {
+            noted.extend_from_slice(&deps.ids);
+        }
+        if !id.is_valid() {
+            // Rejected: the runtime is shutting down and nothing will run again.
+            return Ok(task);
+        }
+        // D2: record the accesses before any later submission can look them up.
+        for access in plan.iter().filter(|a| a.tracked) {
+            let map = access.info.meta.map.get(&mut guard);
+            for bounds in &access.boxes {
+                let failures = &access.info.meta.failures;
+                map.record(bounds, access.info.kind, id, &tree.rt, failures);
+            }
+        }
+        scope.hold(&mut guard, &task);
+        if recording {
+            let explicit = after.len();
+            record_task(scope, id, &name, &deps, explicit, given);
+        }
+        drop(guard);
+        Ok(task)
     }
 
     /// Submits from a non-async caller, blocking while the task window is full.
