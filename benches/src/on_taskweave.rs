@@ -174,7 +174,7 @@ pub fn linear_chain_traced(rt: &Runtime, tasks: usize) -> u64 {
     let counted = linear_chain(rt, tasks);
     let trace = rt.stop_trace();
     assert_eq!(
-        trace.polls.len(),
+        trace.polls().len(),
         tasks,
         "linear_chain_traced: every poll recorded"
     );

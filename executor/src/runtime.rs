@@ -412,7 +412,7 @@ impl Runtime {
     /// [`Trace::to_chrome_json`](crate::Trace::to_chrome_json)).
     #[cfg(feature = "trace")]
     pub fn stop_trace(&self) -> crate::Trace {
-        self.shared.tracer.stop(self.workers())
+        self.shared.tracer.stop()
     }
 
     /// Records a span on a custom lane of the trace (e.g. a device core), if a trace

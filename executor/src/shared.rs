@@ -120,11 +120,16 @@ impl Shared {
     /// Notes when a sampled (or traced) task became ready.
     #[inline]
     fn stamp_ready(&self, index: u32) {
-        if u64::from(index).is_multiple_of(SAMPLE_EVERY) || self.tracer.enabled() {
-            self.window.slots[index as usize]
-                .ready_at
-                .store(nanos_since(self.epoch).max(1), Ordering::Relaxed);
-        }
+        let ready_at = if self.tracer.enabled() {
+            self.tracer.ready_stamp()
+        } else if u64::from(index).is_multiple_of(SAMPLE_EVERY) {
+            nanos_since(self.epoch).max(1)
+        } else {
+            return;
+        };
+        self.window.slots[index as usize]
+            .ready_at
+            .store(ready_at, Ordering::Relaxed);
     }
 
     /// Measures a sampled task's ready→start latency as it starts; returns when it
@@ -139,7 +144,10 @@ impl Shared {
             .ready_at
             .swap(0, Ordering::Relaxed);
         if sampled && ready_at != 0 {
-            let latency = nanos_since(self.epoch).saturating_sub(ready_at);
+            let latency = self
+                .tracer
+                .elapsed_since_ready(ready_at)
+                .unwrap_or_else(|| nanos_since(self.epoch).saturating_sub(ready_at));
             self.counters
                 .latency_ns
                 .fetch_add(latency, Ordering::Relaxed);
@@ -228,7 +236,11 @@ impl Shared {
         slot.run_state.store(run_state::RUNNING, Ordering::Relaxed);
         let traced = self.tracer.enabled();
         let ready_at = self.measure_start(index, traced);
-        let started = if traced { self.tracer.now() } else { 0 };
+        let started = if traced {
+            self.tracer.stamp_ordered()
+        } else {
+            0
+        };
         let id = TaskId::new(index, generation);
         if let Some(cause) = slot.take_dep_failure() {
             let error = cause.for_dependent(id, self.slot_name(index));
@@ -251,7 +263,7 @@ impl Shared {
                 id,
                 ready_at,
                 started,
-                self.tracer.now(),
+                self.tracer.stamp(),
             );
         }
         match polled {

@@ -200,9 +200,13 @@ where
             .then(std::time::Instant::now);
         if shared.tracer.enabled() {
             let id = TaskId::new(index, shared.window.slots[index as usize].generation());
-            shared
-                .tracer
-                .submitted(id, &submit.name, deps, shared.tracer.now());
+            shared.tracer.submitted(
+                crate::worker::current_index(&shared),
+                id,
+                &submit.name,
+                deps,
+                shared.tracer.stamp(),
+            );
         }
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
