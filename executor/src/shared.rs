@@ -140,9 +140,14 @@ impl Shared {
         if !sampled && !traced {
             return 0;
         }
-        let ready_at = self.window.slots[index as usize]
-            .ready_at
-            .swap(0, Ordering::Relaxed);
+        // Only the thread that runs the task touches `ready_at` between its stamp
+        // (before the task was queued) and here, so a load and a store will do (no
+        // read-modify-write).
+        let ready_at_cell = &self.window.slots[index as usize].ready_at;
+        let ready_at = ready_at_cell.load(Ordering::Relaxed);
+        if ready_at != 0 {
+            ready_at_cell.store(0, Ordering::Relaxed);
+        }
         if sampled && ready_at != 0 {
             let latency = self
                 .tracer

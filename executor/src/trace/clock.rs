@@ -53,11 +53,12 @@ impl Clock {
 
     /// The current stamp, read only after every earlier instruction has completed
     /// (`lfence; rdtsc`, as Linux's `rdtsc_ordered`): for a stamp that must not
-    /// precede what the thread has just observed — a task's ready time (after its
-    /// submission and its dependencies' ends) and a poll's start. A plain
-    /// [`Clock::stamp`] may be taken a little early, which is harmless for the other
-    /// events (submission, a poll's end): each only has to come before something
-    /// another thread sees later.
+    /// precede what the thread has just observed: a poll's start, which the trace
+    /// shows after its dependencies' ends and its own submission and ready time. A
+    /// plain [`Clock::stamp`] (the other events: submission, ready, a poll's end) may
+    /// be read a little early — by as much as the CPU runs ahead of a pending load,
+    /// tens of nanoseconds — which keeps each before the starts that follow it; the
+    /// fence costs about as much as the read, so it is spent only where it matters.
     #[inline]
     pub(crate) fn stamp_ordered(&self) -> u64 {
         if self.counter {

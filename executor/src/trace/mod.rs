@@ -146,7 +146,7 @@ mod enabled {
         }
 
         /// A raw clock stamp that follows everything this thread has observed, for a
-        /// poll's start (ready times are stamped the same way).
+        /// poll's start.
         #[inline]
         pub(crate) fn stamp_ordered(&self) -> u64 {
             self.clock.stamp_ordered()
@@ -155,7 +155,7 @@ mod enabled {
         /// The value a slot's `ready_at` gets while recording: a stamp, marked as one.
         #[inline]
         pub(crate) fn ready_stamp(&self) -> u64 {
-            STAMPED | self.clock.stamp_ordered()
+            STAMPED | self.clock.stamp()
         }
 
         /// Nanoseconds since `ready_at` if it is a [`Tracer::ready_stamp`] (`None`:
