@@ -169,6 +169,7 @@ where
 
 /// [`linear_chain`] while the runtime records a trace (the cost of recording);
 /// verifies that every task's poll was recorded.
+#[cfg(feature = "trace")]
 pub fn linear_chain_traced(rt: &Runtime, tasks: usize) -> u64 {
     rt.start_trace();
     let counted = linear_chain(rt, tasks);
