@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::clock::Calibration;
-use super::record::{Buffer, RawPoll, STAMPED};
+use super::record::{Buffer, Cursor, RawPoll, STAMPED};
 use crate::task::TaskId;
 
 /// One submitted task.
@@ -91,8 +91,8 @@ impl Trace {
             threads: &self.threads,
             calibration: self.calibration,
             thread: 0,
-            entry: 0,
-            dep: 0,
+            entry: Cursor::default(),
+            dep: Cursor::default(),
             name: 0,
             remaining: self.threads.iter().map(|b| b.tasks.len()).sum(),
         }
@@ -151,8 +151,8 @@ pub struct Tasks<'a> {
     threads: &'a [Buffer],
     calibration: Calibration,
     thread: usize,
-    entry: usize,
-    dep: usize,
+    entry: Cursor,
+    dep: Cursor,
     name: usize,
     remaining: usize,
 }
@@ -163,14 +163,12 @@ impl<'a> Iterator for Tasks<'a> {
     fn next(&mut self) -> Option<TaskRecord<'a>> {
         loop {
             let buffer = self.threads.get(self.thread)?;
-            let Some(entry) = buffer.tasks.get(self.entry) else {
+            let Some(entry) = buffer.tasks.next(&mut self.entry) else {
                 self.thread += 1;
-                (self.entry, self.dep, self.name) = (0, 0, 0);
+                (self.entry, self.dep, self.name) = (Cursor::default(), Cursor::default(), 0);
                 continue;
             };
-            self.entry += 1;
-            let deps = &buffer.deps[self.dep..self.dep + entry.deps as usize];
-            self.dep += entry.deps as usize;
+            let deps = buffer.deps.next_slice(&mut self.dep, entry.deps as usize);
             let name = entry.named.then(|| {
                 self.name += 1;
                 buffer.names[self.name - 1].as_ref()
