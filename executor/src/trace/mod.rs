@@ -18,6 +18,8 @@
 //! cache line.
 
 #[cfg(feature = "trace")]
+mod chunked;
+#[cfg(feature = "trace")]
 mod clock;
 #[cfg(feature = "trace")]
 mod export;

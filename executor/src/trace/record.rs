@@ -8,11 +8,12 @@
 //! started) keeps them in full in a [`WidePoll`] beside it. Times are raw clock
 //! stamps ([`super::clock`]), converted when the trace is read.
 //!
-//! The sequences grow in fixed-size chunks ([`Chunked`]) rather than by doubling a
-//! vector: a push never copies what was recorded, and memory is touched once.
+//! The sequences are [`Chunked`]: a push never moves what was recorded.
 
 use std::borrow::Cow;
 
+use super::chunked::Chunked;
+pub(super) use super::chunked::Cursor;
 use crate::task::TaskId;
 
 /// Marks a ready time that is a clock stamp (set while recording) rather than
@@ -62,109 +63,6 @@ pub(super) struct RawPoll {
     pub(super) ready: u64,
     pub(super) start: u64,
     pub(super) end: u64,
-}
-
-/// Bytes per chunk of a [`Chunked`] sequence.
-const CHUNK_BYTES: usize = 1 << 20;
-
-/// An append-only sequence stored in chunks of about [`CHUNK_BYTES`].
-#[derive(Clone, Debug)]
-pub(super) struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-}
-
-/// A read position in a [`Chunked`] sequence.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Cursor {
-    chunk: usize,
-    offset: usize,
-}
-
-impl<T> Default for Chunked<T> {
-    fn default() -> Self {
-        Chunked {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T: Copy> Chunked<T> {
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
-    #[inline]
-    fn push(&mut self, value: T) {
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(value),
-            _ => self.new_chunk(1).push(value),
-        }
-        self.len += 1;
-    }
-
-    /// Appends `values` into one chunk, so that they can be read back as a slice.
-    #[inline]
-    fn extend_contiguous(&mut self, values: &[T]) {
-        if values.is_empty() {
-            return;
-        }
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.capacity() - chunk.len() >= values.len() => {
-                chunk.extend_from_slice(values)
-            }
-            _ => self.new_chunk(values.len()).extend_from_slice(values),
-        }
-        self.len += values.len();
-    }
-
-    #[cold]
-    fn new_chunk(&mut self, at_least: usize) -> &mut Vec<T> {
-        let capacity = (CHUNK_BYTES / size_of::<T>().max(1)).max(at_least);
-        self.chunks.push(Vec::with_capacity(capacity));
-        self.chunks.last_mut().expect("just pushed")
-    }
-
-    /// The value at `cursor`, which then moves past it.
-    #[inline]
-    pub(super) fn next(&self, cursor: &mut Cursor) -> Option<&T> {
-        loop {
-            let chunk = self.chunks.get(cursor.chunk)?;
-            if let Some(value) = chunk.get(cursor.offset) {
-                cursor.offset += 1;
-                return Some(value);
-            }
-            *cursor = Cursor {
-                chunk: cursor.chunk + 1,
-                offset: 0,
-            };
-        }
-    }
-
-    /// The next `n` values appended by one [`Chunked::extend_contiguous`] (or none).
-    pub(super) fn next_slice(&self, cursor: &mut Cursor, n: usize) -> &[T] {
-        if n == 0 {
-            return &[];
-        }
-        loop {
-            // The writer moved to a new chunk exactly when the values did not fit
-            // into the rest of this one, so they are here iff they are before its end.
-            let chunk = &self.chunks[cursor.chunk];
-            if cursor.offset + n <= chunk.len() {
-                cursor.offset += n;
-                return &chunk[cursor.offset - n..cursor.offset];
-            }
-            *cursor = Cursor {
-                chunk: cursor.chunk + 1,
-                offset: 0,
-            };
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
-    }
 }
 
 /// What one thread recorded.
@@ -260,38 +158,6 @@ mod tests {
     fn entries_are_compact() {
         assert_eq!(size_of::<TaskEntry>(), 24);
         assert_eq!(size_of::<PollEntry>(), 24);
-    }
-
-    #[test]
-    fn dependency_lists_read_back_as_slices_across_chunks() {
-        let per_chunk = CHUNK_BYTES / size_of::<TaskId>();
-        let mut deps = Chunked::<TaskId>::default();
-        // Lists of 0..7 ids, enough to fill a few chunks, each list written whole.
-        let lists: Vec<Vec<TaskId>> = (0..per_chunk)
-            .map(|i| {
-                (0..i % 7)
-                    .map(|k| TaskId::new(i as u32, k as u32))
-                    .collect()
-            })
-            .collect();
-        for list in &lists {
-            deps.extend_contiguous(list);
-        }
-        // And one list longer than a chunk.
-        let long: Vec<TaskId> = (0..per_chunk + 3)
-            .map(|k| TaskId::new(k as u32, 0))
-            .collect();
-        deps.extend_contiguous(&long);
-        assert!(deps.chunks.len() >= 3);
-        let mut cursor = Cursor::default();
-        for list in &lists {
-            assert_eq!(deps.next_slice(&mut cursor, list.len()), &list[..]);
-        }
-        assert_eq!(deps.next_slice(&mut cursor, long.len()), &long[..]);
-        assert_eq!(
-            deps.len(),
-            long.len() + lists.iter().map(Vec::len).sum::<usize>()
-        );
     }
 
     #[test]
