@@ -64,6 +64,10 @@ mod disabled {
             0
         }
         #[inline(always)]
+        pub(crate) fn as_ready_stamp(&self, _stamp: u64) -> u64 {
+            0
+        }
+        #[inline(always)]
         pub(crate) fn elapsed_since_ready(&self, _ready_at: u64) -> Option<u64> {
             None
         }
@@ -158,6 +162,12 @@ mod enabled {
         #[inline]
         pub(crate) fn ready_stamp(&self) -> u64 {
             STAMPED | self.clock.stamp()
+        }
+
+        /// `stamp` (from [`Tracer::stamp`]) as a [`Tracer::ready_stamp`].
+        #[inline]
+        pub(crate) fn as_ready_stamp(&self, stamp: u64) -> u64 {
+            STAMPED | stamp
         }
 
         /// Nanoseconds since `ready_at` if it is a [`Tracer::ready_stamp`] (`None`:
