@@ -115,6 +115,7 @@ impl Shared {
 
     /// [`Shared::schedule`] by a finishing poll that ended at `ready_stamp` (0: not
     /// recorded; see [`Shared::stamp_ready`]).
+    #[inline]
     fn schedule_at(&self, index: u32, ready_stamp: u64) {
         self.stamp_ready(index, ready_stamp);
         if !worker::push_local(self, index) {
@@ -368,6 +369,7 @@ impl Shared {
     }
 
     /// The first successor readied by a worker runs next on it; the rest are queued.
+    #[inline]
     fn ready(&self, consumer: u32, handoff: &mut Option<u32>, ready_stamp: u64) {
         match handoff {
             None => {
