@@ -93,9 +93,9 @@ mod trace_file {
         println!(
             "trace: {} tasks, {} polls, {} device block spans written to {path} \
              (open it in https://ui.perfetto.dev)",
-            trace.tasks.len(),
-            trace.polls.len(),
-            trace.lanes.len()
+            trace.tasks().len(),
+            trace.polls().len(),
+            trace.lanes().len()
         );
     }
 }

@@ -27,7 +27,7 @@ fn each_block_is_a_span_on_its_core_lane() {
     let trace = rt.stop_trace();
 
     let mut spans: Vec<(&str, &str)> = trace
-        .lanes
+        .lanes()
         .iter()
         .map(|s| (s.lane.as_ref(), s.name.as_ref()))
         .collect();
@@ -39,7 +39,7 @@ fn each_block_is_a_span_on_its_core_lane() {
         6
     );
     assert_eq!(on("device vector core 0", "relu"), 3);
-    assert!(trace.lanes.iter().all(|s| s.start_ns <= s.end_ns));
+    assert!(trace.lanes().iter().all(|s| s.start_ns <= s.end_ns));
     // The export names the lanes.
     let json = trace.to_chrome_json();
     assert!(json.contains("\"device vector core 0\""));

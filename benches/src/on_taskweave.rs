@@ -169,12 +169,13 @@ where
 
 /// [`linear_chain`] while the runtime records a trace (the cost of recording);
 /// verifies that every task's poll was recorded.
+#[cfg(feature = "trace")]
 pub fn linear_chain_traced(rt: &Runtime, tasks: usize) -> u64 {
     rt.start_trace();
     let counted = linear_chain(rt, tasks);
     let trace = rt.stop_trace();
     assert_eq!(
-        trace.polls.len(),
+        trace.polls().len(),
         tasks,
         "linear_chain_traced: every poll recorded"
     );

@@ -172,6 +172,7 @@ pub const WORKLOADS: &[Workload] = &[
         rayon: Some(on_rayon::embarrassing_parallelism),
         plain: &[],
     },
+    #[cfg(feature = "trace")]
     Workload {
         name: "linear_chain_traced",
         full_size: 1 << 20,
@@ -477,11 +478,19 @@ mod tests {
     #[test]
     fn only_matches_prefixes_and_rejects_unknown_names() {
         let names = |only| select(only).map(|ws| ws.iter().map(|w| w.name).collect::<Vec<_>>());
+        #[cfg(feature = "trace")]
+        {
+            assert_eq!(
+                names("linear").unwrap(),
+                ["linear_chain", "linear_chain_traced", "linear_chain_data"]
+            );
+            assert_eq!(names("linear_chain_t").unwrap(), ["linear_chain_traced"]);
+        }
+        #[cfg(not(feature = "trace"))]
         assert_eq!(
             names("linear").unwrap(),
-            ["linear_chain", "linear_chain_traced", "linear_chain_data"]
+            ["linear_chain", "linear_chain_data"]
         );
-        assert_eq!(names("linear_chain_t").unwrap(), ["linear_chain_traced"]);
         assert_eq!(
             names("wavefront,async").unwrap(),
             [

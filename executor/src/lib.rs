@@ -62,4 +62,4 @@ pub use stats::{Stats, WorkerStats};
 pub use submit::{Submission, Submit};
 pub use task::{BoxError, TaskId};
 #[cfg(feature = "trace")]
-pub use trace::{LaneSpan, PollRecord, TaskRecord, Trace};
+pub use trace::{LaneSpan, PollRecord, Polls, TaskRecord, Tasks, Trace};

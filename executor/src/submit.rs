@@ -203,10 +203,22 @@ where
             .is_multiple_of(SAMPLE_EVERY)
             .then(std::time::Instant::now);
         if shared.tracer.enabled() {
-            let id = TaskId::new(index, shared.window.slots[index as usize].generation());
-            shared
-                .tracer
-                .submitted(id, &submit.name, deps, shared.tracer.now());
+            let slot = &shared.window.slots[index as usize];
+            let id = TaskId::new(index, slot.generation());
+            let at = shared.tracer.stamp();
+            shared.tracer.submitted(
+                crate::worker::current_index(&shared),
+                id,
+                &submit.name,
+                deps,
+                at,
+            );
+            // The earliest the task can be ready (see `Shared::stamp_ready`). The slot
+            // is ours until it is published below.
+            slot.ready_at.store(
+                shared.tracer.as_ready_stamp(at),
+                crate::sync::Ordering::Relaxed,
+            );
         }
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.

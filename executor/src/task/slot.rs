@@ -162,7 +162,8 @@ pub(crate) struct Slot {
     fanout: AtomicU64,
     pub(crate) fan_in: AtomicU32,
     pub(crate) run_state: AtomicU8,
-    /// When a sampled task became ready (ns since the runtime's epoch; 0 = not stamped).
+    /// When a sampled task became ready (ns since the runtime's epoch), or while a
+    /// trace is recorded a marked clock stamp (`trace::STAMPED`); 0 = not stamped.
     pub(crate) ready_at: AtomicU64,
     /// Free-list link (meaningful only while free).
     pub(crate) next_free: AtomicU32,
