@@ -103,7 +103,8 @@ const DRAIN_EVERY: u32 = 64;
 /// Rounds without work after which a worker counts itself idle (for `stats`).
 const IDLE_AFTER: u32 = 8;
 
-/// Rounds of looking for work with a spin hint, then with a yield, before sleeping.
+/// Rounds of looking for work with a spin hint, then with a yield, before a searching
+/// worker sleeps (workers that may not search sleep at once, see [`crate::sleep`]).
 const SPIN_ROUNDS: u32 = 64;
 const YIELD_ROUNDS: u32 = 16;
 
@@ -158,6 +159,11 @@ fn work_loop(shared: &Shared, ctx: &Context) {
     let mut handoff = None;
     let mut idle_rounds = 0;
     let mut since_drain = 0u32;
+    // Whether this worker holds one of the searching roles (`crate::sleep`).
+    let mut searching = false;
+    // Gave up searching, then withdrew from sleep because work showed up: the next
+    // piece of work taken passes any surplus on (`crate::sleep`).
+    let mut pass_on = false;
     // Busy/idle accounting: one clock read per transition, none per task.
     let mut busy = false;
     let mut phase_start = Instant::now();
@@ -179,6 +185,15 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             .or_else(|| ctx.local.pop())
             .or_else(|| shared.steal(ctx.index, &ctx.local))
         {
+            // Work pushed while producers counted on this worker as a searcher may be
+            // left: pass it on (`crate::sleep`).
+            if searching {
+                searching = false;
+                shared.sleep.stop_searching(|| shared.has_work());
+            } else if pass_on {
+                shared.sleep.pass_on(|| shared.has_work());
+            }
+            pass_on = false;
             if !busy {
                 state.idle_ns.add(phase_start.elapsed().as_nanos() as u64);
                 phase_start = Instant::now();
@@ -206,13 +221,18 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             phase_start = Instant::now();
             busy = false;
         }
-        if idle_rounds <= SPIN_ROUNDS {
+        if idle_rounds == 1 {
+            searching = shared.sleep.start_searching();
+            // A new searcher is responsible for everything it may find.
+            pass_on &= !searching;
+        }
+        if searching && idle_rounds <= SPIN_ROUNDS {
             for _ in 0..16 {
                 spin_hint();
             }
             continue;
         }
-        if idle_rounds <= SPIN_ROUNDS + YIELD_ROUNDS {
+        if searching && idle_rounds <= SPIN_ROUNDS + YIELD_ROUNDS {
             thread::yield_now();
             continue;
         }
@@ -220,10 +240,15 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         if shared.window.has_waiters() {
             shared.window.wake_waiters();
         }
-        shared.sleep.announce(ctx.index);
+        let responsible = searching || pass_on;
+        shared.sleep.announce(ctx.index, searching);
+        searching = false;
         if shared.has_work() || shared.is_stopping() {
             shared.sleep.withdraw(ctx.index);
+            pass_on = responsible;
         } else {
+            // The last look saw nothing: whatever producers left to this worker was taken.
+            pass_on = false;
             state.parks.add(1);
             // Account the idle time so far before a possibly long sleep, and the
             // sleep itself when it ends, so `stats()` sees parked workers as idle.
