@@ -40,6 +40,7 @@
 //!
 //! The loom model `loom-tests/tests/park.rs` runs this protocol with searchers.
 
+use crate::shared::Padded;
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering, fence};
 
 /// One worker's park/unpark flag: an unpark before the park is remembered.
@@ -74,11 +75,19 @@ impl Parker {
     }
 }
 
-/// The sleep/wake state of a worker pool.
-pub(crate) struct Sleep {
+/// The counters a notification reads.
+struct Counts {
+    /// Workers announced as sleeping and not yet picked by a notifier.
     sleepers: AtomicUsize,
     /// Workers looking for work before they sleep (at most `max_searching`).
     searching: AtomicUsize,
+}
+
+/// The sleep/wake state of a worker pool.
+pub(crate) struct Sleep {
+    /// Read by every notification, written only when workers search, stop or sleep:
+    /// on a cache line of its own.
+    counts: Padded<Counts>,
     max_searching: usize,
     /// Workers woken by `notify_one` (statistics).
     pub(crate) unparks: crate::sync::AtomicU64,
@@ -89,8 +98,10 @@ pub(crate) struct Sleep {
 impl Sleep {
     pub(crate) fn new(workers: usize) -> Self {
         Sleep {
-            sleepers: AtomicUsize::new(0),
-            searching: AtomicUsize::new(0),
+            counts: Padded(Counts {
+                sleepers: AtomicUsize::new(0),
+                searching: AtomicUsize::new(0),
+            }),
             max_searching: (workers / 2).max(1),
             unparks: crate::sync::AtomicU64::new(0),
             idle: Mutex::new(Vec::with_capacity(workers)),
@@ -102,9 +113,9 @@ impl Sleep {
     /// whether it may. A searcher must end with [`Sleep::stop_searching`] or
     /// [`Sleep::announce`] with `searching` set.
     pub(crate) fn start_searching(&self) -> bool {
-        let mut searching = self.searching.load(Ordering::Relaxed);
+        let mut searching = self.counts.searching.load(Ordering::Relaxed);
         while searching < self.max_searching {
-            match self.searching.compare_exchange_weak(
+            match self.counts.searching.compare_exchange_weak(
                 searching,
                 searching + 1,
                 Ordering::SeqCst,
@@ -120,7 +131,7 @@ impl Sleep {
     /// A searcher found work: it stops searching and, if `has_work` still sees work
     /// (pushed while producers counted on it), wakes a sleeper for it.
     pub(crate) fn stop_searching(&self, has_work: impl FnOnce() -> bool) {
-        self.searching.fetch_sub(1, Ordering::SeqCst);
+        self.counts.searching.fetch_sub(1, Ordering::SeqCst);
         self.pass_on(has_work);
     }
 
@@ -142,11 +153,11 @@ impl Sleep {
     pub(crate) fn announce(&self, worker: usize, searching: bool) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.push(worker);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.counts.sleepers.fetch_add(1, Ordering::SeqCst);
         drop(idle);
         // After the announcement: a producer that sees the searcher gone sees the sleeper.
         if searching {
-            self.searching.fetch_sub(1, Ordering::SeqCst);
+            self.counts.searching.fetch_sub(1, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
     }
@@ -156,7 +167,7 @@ impl Sleep {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pos) = idle.iter().position(|&w| w == worker) {
             idle.swap_remove(pos);
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            self.counts.sleepers.fetch_sub(1, Ordering::SeqCst);
         } else {
             drop(idle);
             // A notifier already chose this worker and will unpark it (or has): consume
@@ -175,7 +186,8 @@ impl Sleep {
     #[inline]
     pub(crate) fn notify_one(&self) {
         fence(Ordering::SeqCst);
-        if self.searching.load(Ordering::Relaxed) != 0 || self.sleepers.load(Ordering::Relaxed) == 0
+        if self.counts.searching.load(Ordering::Relaxed) != 0
+            || self.counts.sleepers.load(Ordering::Relaxed) == 0
         {
             return;
         }
@@ -183,7 +195,7 @@ impl Sleep {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             let chosen = idle.pop();
             if chosen.is_some() {
-                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                self.counts.sleepers.fetch_sub(1, Ordering::SeqCst);
             }
             chosen
         };
@@ -197,7 +209,7 @@ impl Sleep {
     pub(crate) fn notify_all(&self) {
         let all = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            self.sleepers.store(0, Ordering::SeqCst);
+            self.counts.sleepers.store(0, Ordering::SeqCst);
             std::mem::take(&mut *idle)
         };
         for worker in all {

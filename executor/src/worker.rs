@@ -18,7 +18,15 @@ struct Context {
     local: Worker<u32>,
     /// The slot whose body this worker is polling (`u32::MAX`: none), for `defer`.
     current_task: Cell<u32>,
+    /// Strong counts of `shared` this worker took ahead for completion tokens (see
+    /// `current_task`); given back when the worker exits.
+    token_credits: Cell<u32>,
 }
+
+/// Strong counts of the runtime a worker takes at once for the tokens it hands out:
+/// the token's completer drops its count on another thread, so taking one per token
+/// would move the count's cache line between the two threads twice per token.
+const TOKEN_CREDITS: u32 = 64;
 
 thread_local! {
     static CURRENT: Cell<*const Context> = const { Cell::new(std::ptr::null()) };
@@ -50,12 +58,18 @@ pub(crate) fn current_task() -> Option<(Arc<Shared>, u32)> {
         if index == u32::MAX {
             return None;
         }
-        // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker holds for
-        // its whole life; the new count is owned by the returned `Arc`.
-        let shared = unsafe {
-            Arc::increment_strong_count(ctx.shared);
-            Arc::from_raw(ctx.shared)
-        };
+        if ctx.token_credits.get() == 0 {
+            for _ in 0..TOKEN_CREDITS {
+                // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker
+                // holds for its whole life, so the allocation is alive; the new counts
+                // are this worker's credits until handed out or given back.
+                unsafe { Arc::increment_strong_count(ctx.shared) };
+            }
+            ctx.token_credits.set(TOKEN_CREDITS);
+        }
+        ctx.token_credits.set(ctx.token_credits.get() - 1);
+        // SAFETY: as above; one credited count moves to the returned `Arc`.
+        let shared = unsafe { Arc::from_raw(ctx.shared) };
         Some((shared, index))
     })
 }
@@ -143,10 +157,16 @@ fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<u32>) {
         index,
         local,
         current_task: Cell::new(u32::MAX),
+        token_credits: Cell::new(0),
     };
     CURRENT.with(|current| current.set(&ctx));
     work_loop(&shared, &ctx);
     CURRENT.with(|current| current.set(std::ptr::null()));
+    for _ in 0..ctx.token_credits.get() {
+        // SAFETY: each credit is a strong count this worker took on `shared` and did not
+        // hand out; `shared` itself keeps the allocation alive across these decrements.
+        unsafe { Arc::decrement_strong_count(ctx.shared) };
+    }
     // Tasks left in this deque are cancelled below by the last worker out (R7).
     drop(ctx);
     if shared.workers_alive.fetch_sub(1, Ordering::AcqRel) == 1 {
