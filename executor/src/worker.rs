@@ -247,7 +247,13 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             pass_on &= !searching;
         }
         if searching && idle_rounds <= SPIN_ROUNDS {
+            // Watch the queues' cheap emptiness checks while spinning, so work (e.g. a
+            // token's completion in the mailbox) is taken within a few spins instead of
+            // at the end of the round.
             for _ in 0..16 {
+                if shared.has_work() {
+                    break;
+                }
                 spin_hint();
             }
             continue;
