@@ -19,7 +19,13 @@ const TOKENS_PER_TASK: usize = 1_000;
 
 /// `completions` token completions from [`PRODUCERS`] threads, drained by the
 /// runtime: tasks each take [`TOKENS_PER_TASK`] tokens, which the producer threads
-/// complete; done when every task has completed. Token creation is included.
+/// complete; done when every task has completed.
+///
+/// Timed (the whole call): spawning the producer threads; submitting the tasks,
+/// whose bodies create the tokens (`defer`) and hand them to the producers; once all
+/// bodies ran, the producers completing every token (mailbox posts) while the
+/// workers drain the mailbox and complete the tasks; joining the producers. The
+/// peers' time likewise includes spawning their producer threads.
 pub fn mailbox(rt: &Runtime, completions: usize) -> u64 {
     let run = run_state::begin();
     let tasks = completions.div_ceil(TOKENS_PER_TASK);
