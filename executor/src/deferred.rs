@@ -367,3 +367,44 @@ impl Shared {
             .collect()
     }
 }
+
+#[cfg(all(test, not(taskweave_loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::Runtime;
+    use crate::sync::Arc;
+
+    /// Workers take runtime references for tokens in batches (`worker::current_task`);
+    /// what they did not hand out is given back when they exit, so the runtime's
+    /// shared state is freed.
+    #[test]
+    fn the_runtime_is_freed_after_tokens_taken_in_batches() {
+        let rt = Runtime::builder().workers(2).build();
+        let shared = Arc::downgrade(&rt.shared);
+        let (send, receive) = std::sync::mpsc::channel();
+        // 100 tokens: more than one batch, and part of a batch left over.
+        let task = rt
+            .task(move || {
+                let tokens: Vec<_> = (0..100)
+                    .map(|i| super::defer(format!("token {i}")))
+                    .collect();
+                send.send(tokens).unwrap();
+            })
+            .submit_blocking();
+        for token in receive.recv().unwrap() {
+            token.complete();
+        }
+        task.wait_blocking().unwrap();
+        drop(rt);
+        // The monitor thread may still be letting go of its reference.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.upgrade().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the runtime's shared state is still referenced after the runtime was dropped"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

@@ -145,9 +145,21 @@ impl Sleep {
     pub fn new(workers: usize) -> Self {
         Sleep(crate::sleep::Sleep::new(workers))
     }
+    /// See `sleep::Sleep::start_searching`.
+    pub fn start_searching(&self) -> bool {
+        self.0.start_searching()
+    }
+    /// See `sleep::Sleep::stop_searching`.
+    pub fn stop_searching(&self, has_work: impl FnOnce() -> bool) {
+        self.0.stop_searching(has_work)
+    }
+    /// See `sleep::Sleep::pass_on`.
+    pub fn pass_on(&self, has_work: impl FnOnce() -> bool) {
+        self.0.pass_on(has_work)
+    }
     /// See `sleep::Sleep::announce`.
-    pub fn announce(&self, worker: usize) {
-        self.0.announce(worker)
+    pub fn announce(&self, worker: usize, searching: bool) {
+        self.0.announce(worker, searching)
     }
     /// See `sleep::Sleep::withdraw`.
     pub fn withdraw(&self, worker: usize) {

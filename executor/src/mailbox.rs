@@ -25,6 +25,7 @@
 
 use std::mem::MaybeUninit;
 
+use crate::shared::Padded;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, UnsafeCell, spin_hint, thread};
 
 struct Cell<T> {
@@ -33,10 +34,19 @@ struct Cell<T> {
 }
 
 /// A bounded MPSC ring of `T`.
+///
+/// The producers' index and the drainer's state sit on cache lines of their own, so
+/// a post does not take the line the drainer writes on every drain, nor the reverse.
 pub(crate) struct Mailbox<T> {
     cells: Box<[Cell<T>]>,
-    /// Next position a producer claims.
-    tail: AtomicUsize,
+    /// Next position a producer claims (written by producers only).
+    tail: Padded<AtomicUsize>,
+    /// The drainer's side.
+    drainer: Padded<Drainer>,
+}
+
+/// What only the draining thread writes.
+struct Drainer {
     /// Next position the drainer reads (written only by the drainer).
     head: AtomicUsize,
     /// Held by the one thread draining.
@@ -61,9 +71,11 @@ impl<T> Mailbox<T> {
             .collect();
         Mailbox {
             cells,
-            tail: AtomicUsize::new(0),
-            head: AtomicUsize::new(0),
-            draining: AtomicBool::new(false),
+            tail: Padded(AtomicUsize::new(0)),
+            drainer: Padded(Drainer {
+                head: AtomicUsize::new(0),
+                draining: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -96,17 +108,17 @@ impl<T> Mailbox<T> {
 
     /// Whether a published message may be waiting (a cheap look for idle workers).
     pub(crate) fn is_empty(&self) -> bool {
-        let head = self.head.load(Ordering::Relaxed);
+        let head = self.drainer.head.load(Ordering::Relaxed);
         self.cell(head).sequence.load(Ordering::Acquire) != head.wrapping_add(1)
     }
 
     /// Takes up to `max` messages in order and gives each to `handle`. Returns how many,
     /// or `None` if another thread is draining.
     pub(crate) fn drain(&self, max: usize, mut handle: impl FnMut(T)) -> Option<usize> {
-        if self.draining.swap(true, Ordering::Acquire) {
+        if self.drainer.draining.swap(true, Ordering::Acquire) {
             return None;
         }
-        let mut head = self.head.load(Ordering::Relaxed);
+        let mut head = self.drainer.head.load(Ordering::Relaxed);
         let mut taken = 0;
         while taken < max {
             let cell = self.cell(head);
@@ -122,11 +134,11 @@ impl<T> Mailbox<T> {
             cell.sequence
                 .store(head.wrapping_add(self.cells.len()), Ordering::Release);
             head = head.wrapping_add(1);
-            self.head.store(head, Ordering::Relaxed);
+            self.drainer.head.store(head, Ordering::Relaxed);
             taken += 1;
             handle(message);
         }
-        self.draining.store(false, Ordering::Release);
+        self.drainer.draining.store(false, Ordering::Release);
         Some(taken)
     }
 }

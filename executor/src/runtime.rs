@@ -195,7 +195,7 @@ impl RuntimeBuilder {
             counters: GlobalCounters::default(),
             epoch,
             tracer: Tracer::new(self.workers, epoch),
-            tokens: Mutex::new(Slab::new()),
+            tokens: Padded(Mutex::new(Slab::new())),
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: Padded(AtomicUsize::new(0)),
             releases: Padded(crate::held::ReleaseQueue::new()),

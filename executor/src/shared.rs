@@ -53,8 +53,10 @@ pub(crate) struct Shared {
     pub(crate) id_waiters: IdWaiters,
     /// Deferred completions on their way to a worker (DESIGN.md §6).
     pub(crate) mailbox: Mailbox<Completion>,
-    /// Outstanding completion tokens, for their errors and the watchdog.
-    pub(crate) tokens: Mutex<Slab<TokenRecord>>,
+    /// Outstanding completion tokens, for their errors and the watchdog. Locked by the
+    /// worker taking or draining tokens: on cache lines of its own, away from what
+    /// token completers read.
+    pub(crate) tokens: Padded<Mutex<Slab<TokenRecord>>>,
     /// Deadlines and the watchdog.
     pub(crate) monitor: Monitor,
     /// Per-worker progress, current task and counters.

@@ -18,7 +18,15 @@ struct Context {
     local: Worker<u32>,
     /// The slot whose body this worker is polling (`u32::MAX`: none), for `defer`.
     current_task: Cell<u32>,
+    /// Strong counts of `shared` this worker took ahead for completion tokens (see
+    /// `current_task`); given back when the worker exits.
+    token_credits: Cell<u32>,
 }
+
+/// Strong counts of the runtime a worker takes at once for the tokens it hands out:
+/// the token's completer drops its count on another thread, so taking one per token
+/// would move the count's cache line between the two threads twice per token.
+const TOKEN_CREDITS: u32 = 64;
 
 thread_local! {
     static CURRENT: Cell<*const Context> = const { Cell::new(std::ptr::null()) };
@@ -50,12 +58,18 @@ pub(crate) fn current_task() -> Option<(Arc<Shared>, u32)> {
         if index == u32::MAX {
             return None;
         }
-        // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker holds for
-        // its whole life; the new count is owned by the returned `Arc`.
-        let shared = unsafe {
-            Arc::increment_strong_count(ctx.shared);
-            Arc::from_raw(ctx.shared)
-        };
+        if ctx.token_credits.get() == 0 {
+            for _ in 0..TOKEN_CREDITS {
+                // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker
+                // holds for its whole life, so the allocation is alive; the new counts
+                // are this worker's credits until handed out or given back.
+                unsafe { Arc::increment_strong_count(ctx.shared) };
+            }
+            ctx.token_credits.set(TOKEN_CREDITS);
+        }
+        ctx.token_credits.set(ctx.token_credits.get() - 1);
+        // SAFETY: as above; one credited count moves to the returned `Arc`.
+        let shared = unsafe { Arc::from_raw(ctx.shared) };
         Some((shared, index))
     })
 }
@@ -103,7 +117,8 @@ const DRAIN_EVERY: u32 = 64;
 /// Rounds without work after which a worker counts itself idle (for `stats`).
 const IDLE_AFTER: u32 = 8;
 
-/// Rounds of looking for work with a spin hint, then with a yield, before sleeping.
+/// Rounds of looking for work with a spin hint, then with a yield, before a searching
+/// worker sleeps (workers that may not search sleep at once, see [`crate::sleep`]).
 const SPIN_ROUNDS: u32 = 64;
 const YIELD_ROUNDS: u32 = 16;
 
@@ -142,10 +157,16 @@ fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<u32>) {
         index,
         local,
         current_task: Cell::new(u32::MAX),
+        token_credits: Cell::new(0),
     };
     CURRENT.with(|current| current.set(&ctx));
     work_loop(&shared, &ctx);
     CURRENT.with(|current| current.set(std::ptr::null()));
+    for _ in 0..ctx.token_credits.get() {
+        // SAFETY: each credit is a strong count this worker took on `shared` and did not
+        // hand out; `shared` itself keeps the allocation alive across these decrements.
+        unsafe { Arc::decrement_strong_count(ctx.shared) };
+    }
     // Tasks left in this deque are cancelled below by the last worker out (R7).
     drop(ctx);
     if shared.workers_alive.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -158,6 +179,11 @@ fn work_loop(shared: &Shared, ctx: &Context) {
     let mut handoff = None;
     let mut idle_rounds = 0;
     let mut since_drain = 0u32;
+    // Whether this worker holds one of the searching roles (`crate::sleep`).
+    let mut searching = false;
+    // Gave up searching, then withdrew from sleep because work showed up: the next
+    // piece of work taken passes any surplus on (`crate::sleep`).
+    let mut pass_on = false;
     // Busy/idle accounting: one clock read per transition, none per task.
     let mut busy = false;
     let mut phase_start = Instant::now();
@@ -185,6 +211,15 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             .or_else(|| ctx.local.pop())
             .or_else(|| shared.steal(ctx.index, &ctx.local))
         {
+            // Work pushed while producers counted on this worker as a searcher may be
+            // left: pass it on (`crate::sleep`).
+            if searching {
+                searching = false;
+                shared.sleep.stop_searching(|| shared.has_work());
+            } else if pass_on {
+                shared.sleep.pass_on(|| shared.has_work());
+            }
+            pass_on = false;
             if !busy {
                 state.idle_ns.add(phase_start.elapsed().as_nanos() as u64);
                 phase_start = Instant::now();
@@ -212,13 +247,24 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             phase_start = Instant::now();
             busy = false;
         }
-        if idle_rounds <= SPIN_ROUNDS {
+        if idle_rounds == 1 {
+            searching = shared.sleep.start_searching();
+            // A new searcher is responsible for everything it may find.
+            pass_on &= !searching;
+        }
+        if searching && idle_rounds <= SPIN_ROUNDS {
+            // Watch the queues' cheap emptiness checks while spinning, so work (e.g. a
+            // token's completion in the mailbox) is taken within a few spins instead of
+            // at the end of the round.
             for _ in 0..16 {
+                if shared.has_work() {
+                    break;
+                }
                 spin_hint();
             }
             continue;
         }
-        if idle_rounds <= SPIN_ROUNDS + YIELD_ROUNDS {
+        if searching && idle_rounds <= SPIN_ROUNDS + YIELD_ROUNDS {
             thread::yield_now();
             continue;
         }
@@ -226,10 +272,15 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         if shared.window.has_waiters() {
             shared.window.wake_waiters();
         }
-        shared.sleep.announce(ctx.index);
+        let responsible = searching || pass_on;
+        shared.sleep.announce(ctx.index, searching);
+        searching = false;
         if shared.has_work() || shared.is_stopping() {
             shared.sleep.withdraw(ctx.index);
+            pass_on = responsible;
         } else {
+            // The last look saw nothing: whatever producers left to this worker was taken.
+            pass_on = false;
             state.parks.add(1);
             // Account the idle time so far before a possibly long sleep, and the
             // sleep itself when it ends, so `stats()` sees parked workers as idle.
