@@ -13,7 +13,7 @@ use crate::Runtime;
 use crate::block_on::block_on;
 use crate::console::TaskSpan;
 use crate::deps::DepList;
-use crate::handle::Task;
+use crate::handle::{Task, TaskWatch};
 use crate::shared::Shared;
 use crate::stats::SAMPLE_EVERY;
 use crate::sync::{Arc, thread};
@@ -140,15 +140,46 @@ pub struct Submission<'rt, T, B> {
 // The body is moved into its slot, never pinned here.
 impl<T, B> Unpin for Submission<'_, T, B> {}
 
-impl<T, B> Future for Submission<'_, T, B>
+impl<'rt, T, B> Submission<'rt, T, B>
 where
     B: Future<Output = Result<T, BoxError>> + Send + 'static,
     T: Send + 'static,
 {
-    type Output = Task<T>;
+    /// Adds explicit dependencies to a submission that has not resolved yet (see
+    /// [`Submit::after`]), in place: for a layer above the executor that chooses some
+    /// dependencies only at the moment it submits (a stream adds its tail under its
+    /// lock). Dependencies added after a poll that returned `Pending` count too: the
+    /// task is created only by the poll that resolves.
+    ///
+    /// # Panics
+    /// If the submission has already resolved.
+    pub fn after<I: IntoIterator<Item = TaskId>>(&mut self, deps: I) -> &mut Self {
+        let submit = self
+            .submit
+            .as_mut()
+            .expect("taskweave: dependencies added to a Submission that already resolved");
+        for id in deps {
+            submit.deps.push(id);
+        }
+        self
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Task<T>> {
-        let this = &mut *self;
+    /// Polls like [`Future::poll`], and on success also returns a [`TaskWatch`] on
+    /// the new task, counted in when the task is published (no extra atomic operation
+    /// on the task's slot, unlike [`Task::watch`] afterwards). The watch is `None`
+    /// when the runtime rejected the task.
+    pub fn poll_watched(&mut self, cx: &mut Context<'_>) -> Poll<(Task<T>, Option<TaskWatch>)> {
+        self.poll_submit(cx, true)
+    }
+
+    /// The submission proper; `watched` adds a [`TaskWatch`] holder (R10).
+    #[inline]
+    fn poll_submit(
+        &mut self,
+        cx: &mut Context<'_>,
+        watched: bool,
+    ) -> Poll<(Task<T>, Option<TaskWatch>)> {
+        let this = self;
         let submit = this
             .submit
             .as_mut()
@@ -187,9 +218,8 @@ where
         };
         let mut submit = this.submit.take().expect("checked above");
         let Some(index) = index else {
-            return Poll::Ready(Task::rejected(shared, submit.name.take()));
+            return Poll::Ready((Task::rejected(shared, submit.name.take()), None));
         };
-        let deps = submit.deps.finish();
         // One submission in SAMPLE_EVERY is timed (the wiring, for `Runtime::stats`).
         let sequence = shared
             .counters
@@ -200,23 +230,16 @@ where
             .then(std::time::Instant::now);
         if shared.tracer.enabled() {
             let id = TaskId::new(index, shared.window.slots[index as usize].generation());
+            let deps = submit.deps.finish();
             shared
                 .tracer
                 .submitted(id, &submit.name, deps, shared.tracer.now());
         }
+        // Execution + handle (+ the watch), R10.
+        let holders = if watched { 3 } else { 2 };
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
-        let id = unsafe {
-            spawn_in_slot(
-                &shared,
-                index,
-                submit.body,
-                submit.name,
-                submit.deadline,
-                submit.location,
-                deps,
-            )
-        };
+        let id = unsafe { spawn_in_slot(&shared, index, submit, holders) };
         if let Some(timer) = timer {
             let counters = &shared.counters;
             counters.submit_ns.fetch_add(
@@ -228,12 +251,29 @@ where
                 .fetch_add(1, crate::sync::Ordering::Relaxed);
         }
         shared.end_submit();
-        Poll::Ready(Task::new(shared, id))
+        // The third holder published above belongs to this watch.
+        let watch = watched.then(|| TaskWatch::new_acquired(Arc::clone(&shared), id));
+        Poll::Ready((Task::new(shared, id), watch))
     }
 }
 
-/// Initialises the task in the free slot `index` and wires its dependencies (R2, R3).
+impl<T, B> Future for Submission<'_, T, B>
+where
+    B: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Task<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Task<T>> {
+        self.poll_submit(cx, false).map(|(task, _)| task)
+    }
+}
+
+/// Initialises the task `submit` in the free slot `index` and wires its dependencies
+/// (R2, R3).
 /// Returns its id; the task is ready (and queued) if nothing it depends on is open.
+///
+/// `holders` is 2 (execution and handle) or 3 (and a `TaskWatch` the caller makes).
 ///
 /// # Safety
 /// The caller popped `index` from the free list (so owns it, R1) and holds a
@@ -241,16 +281,22 @@ where
 pub(crate) unsafe fn spawn_in_slot<T, B>(
     shared: &Arc<Shared>,
     index: u32,
-    body: B,
-    name: Option<Cow<'static, str>>,
-    deadline: Option<Duration>,
-    location: &'static Location<'static>,
-    deps: &[TaskId],
+    submit: Submit<'_, T, B>,
+    holders: u32,
 ) -> TaskId
 where
     B: Future<Output = Result<T, BoxError>> + Send + 'static,
     T: Send + 'static,
 {
+    let Submit {
+        name,
+        deadline,
+        location,
+        mut deps,
+        body,
+        ..
+    } = submit;
+    let deps = deps.finish();
     let slots = &shared.window.slots;
     let slot = &slots[index as usize];
     let generation = slot.generation();
@@ -277,8 +323,9 @@ where
         .store(crate::deferred::BODY, crate::sync::Ordering::Relaxed);
     slot.fan_in
         .store(1 + deps.len() as u32, crate::sync::Ordering::Relaxed);
-    // Execution + handle (R10); Release publishes the fields above to acquirers by id.
-    slot.publish_holders(generation, 2);
+    // Execution + handle (+ a watch), R10; Release publishes the fields above to
+    // acquirers by id.
+    slot.publish_holders(generation, holders);
     let id = TaskId::new(index, generation);
     // SAFETY: R2/R8: we are the submitter and prepared one node per dependency.
     let ready = unsafe {
