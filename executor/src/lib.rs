@@ -31,6 +31,7 @@ mod console;
 mod deferred;
 mod deps;
 mod error;
+mod extensions;
 mod handle;
 mod id_waiters;
 mod inputs;

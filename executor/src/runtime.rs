@@ -11,6 +11,7 @@ use slab::Slab;
 use crate::block_on::block_on;
 use crate::deps::DepList;
 use crate::error::TaskError;
+use crate::extensions::Extensions;
 use crate::handle::{TaskWatch, WaitTask};
 use crate::id_waiters::IdWaiters;
 use crate::inputs::Inputs;
@@ -70,11 +71,14 @@ impl Drop for Threads {
         if worker::is_worker_of(&self.shared) {
             // Dropped inside one of our own task bodies: this thread cannot join
             // itself. The workers exit on their own and the last cancels what is left.
+            self.shared.extensions.clear();
             return;
         }
         for handle in handles {
             let _ = handle.join();
         }
+        // After the workers: every task has finished or been cancelled.
+        self.shared.extensions.clear();
     }
 }
 
@@ -199,6 +203,7 @@ impl RuntimeBuilder {
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: Padded(AtomicUsize::new(0)),
             workers_alive: AtomicUsize::new(self.workers),
+            extensions: Extensions::new(),
         });
         let mut handles =
             worker::spawn_workers(&shared, locals, &self.thread_name, self.enter.clone());
@@ -436,6 +441,36 @@ impl Runtime {
             Some(slot) => slot.fanout_state(id.generation()) != Fanout::Open,
             None => true,
         }
+    }
+
+    /// Per-runtime state of a layer built on the executor, one value per type `T`:
+    /// the first call for a `T` stores `init()`, and every call through any handle of
+    /// this runtime returns that same value. The streams crate keeps the runtime's
+    /// default stream here (`taskweave::streams::RuntimeStreams`).
+    ///
+    /// `init` runs without a lock held; if two threads race to initialise the same
+    /// `T`, one value is kept and the other dropped.
+    ///
+    /// Values are dropped when the last `Runtime` handle is dropped, after the
+    /// workers have stopped. A value must not hold a `Runtime` handle: that would
+    /// keep the runtime, and its worker threads, alive for ever (a reference cycle).
+    /// Task references ([`TaskWatch`]) are fine.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use taskweave_executor::Runtime;
+    ///
+    /// #[derive(Default)]
+    /// struct Launches(AtomicU64);
+    ///
+    /// let rt = Runtime::builder().workers(1).build();
+    /// rt.extension(Launches::default).0.fetch_add(1, Ordering::Relaxed);
+    /// let clone = rt.clone();
+    /// let count = clone.extension(Launches::default).0.load(Ordering::Relaxed);
+    /// assert_eq!(count, 1); // the same value, through any handle
+    /// ```
+    pub fn extension<T: std::any::Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        self.shared.extensions.get_or_init(init)
     }
 
     /// Waits until every task submitted before this call has finished (tasks

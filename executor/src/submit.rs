@@ -239,7 +239,18 @@ where
         let holders = if watched { 3 } else { 2 };
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
-        let id = unsafe { spawn_in_slot(&shared, index, submit, holders) };
+        let id = unsafe {
+            spawn_in_slot(
+                &shared,
+                index,
+                submit.body,
+                submit.name,
+                submit.deadline,
+                submit.location,
+                submit.deps.finish(),
+                holders,
+            )
+        };
         if let Some(timer) = timer {
             let counters = &shared.counters;
             counters.submit_ns.fetch_add(
@@ -269,8 +280,7 @@ where
     }
 }
 
-/// Initialises the task `submit` in the free slot `index` and wires its dependencies
-/// (R2, R3).
+/// Initialises the task in the free slot `index` and wires its dependencies (R2, R3).
 /// Returns its id; the task is ready (and queued) if nothing it depends on is open.
 ///
 /// `holders` is 2 (execution and handle) or 3 (and a `TaskWatch` the caller makes).
@@ -278,25 +288,23 @@ where
 /// # Safety
 /// The caller popped `index` from the free list (so owns it, R1) and holds a
 /// `begin_submit` mark.
+// The submission's fields one by one: moving the whole `Submit` in costs a copy on
+// the submit path.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn spawn_in_slot<T, B>(
     shared: &Arc<Shared>,
     index: u32,
-    submit: Submit<'_, T, B>,
+    body: B,
+    name: Option<Cow<'static, str>>,
+    deadline: Option<Duration>,
+    location: &'static Location<'static>,
+    deps: &[TaskId],
     holders: u32,
 ) -> TaskId
 where
     B: Future<Output = Result<T, BoxError>> + Send + 'static,
     T: Send + 'static,
 {
-    let Submit {
-        name,
-        deadline,
-        location,
-        mut deps,
-        body,
-        ..
-    } = submit;
-    let deps = deps.finish();
     let slots = &shared.window.slots;
     let slot = &slots[index as usize];
     let generation = slot.generation();
