@@ -151,6 +151,16 @@ where
     /// lock). Dependencies added after a poll that returned `Pending` count too: the
     /// task is created only by the poll that resolves.
     ///
+    /// ```
+    /// use taskweave_executor::Runtime;
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let first = rt.task(|| 1).submit_blocking();
+    /// let mut second = rt.task(|| 2).submit();
+    /// second.after([first.id()]); // chosen after `submit()`, before it resolves
+    /// let second = rt.block_on(&mut second);
+    /// assert_eq!(first.wait_blocking().unwrap() + second.wait_blocking().unwrap(), 3);
+    /// ```
+    ///
     /// # Panics
     /// If the submission has already resolved.
     pub fn after<I: IntoIterator<Item = TaskId>>(&mut self, deps: I) -> &mut Self {
@@ -168,6 +178,15 @@ where
     /// the new task, counted in when the task is published (no extra atomic operation
     /// on the task's slot, unlike [`Task::watch`] afterwards). The watch is `None`
     /// when the runtime rejected the task.
+    ///
+    /// ```
+    /// use taskweave_executor::Runtime;
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let mut submission = rt.try_task(|| Err::<(), _>("broken")).submit();
+    /// let (task, watch) = rt.block_on(std::future::poll_fn(|cx| submission.poll_watched(cx)));
+    /// drop(task); // the watch still holds the task: its failure stays readable
+    /// assert!(rt.block_on(watch.expect("accepted")).is_err());
+    /// ```
     pub fn poll_watched(&mut self, cx: &mut Context<'_>) -> Poll<(Task<T>, Option<TaskWatch>)> {
         self.poll_submit(cx, true)
     }
