@@ -192,7 +192,7 @@ where
     }
 
     /// The submission proper; `watched` adds a [`TaskWatch`] holder (R10).
-    #[inline]
+    #[inline(always)]
     fn poll_submit(
         &mut self,
         cx: &mut Context<'_>,
