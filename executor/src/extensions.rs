@@ -42,8 +42,7 @@ impl Extensions {
     }
 
     /// Drops every stored value (outside the lock). Called when the last `Runtime`
-    /// handle is gone: values may hold task references (`TaskWatch`es) that hold the
-    /// runtime's shared state, and this breaks that cycle.
+    /// handle is gone, once the workers have stopped.
     pub(crate) fn clear(&self) {
         let values = std::mem::take(&mut *self.values.lock().unwrap_or_else(|e| e.into_inner()));
         drop(values);

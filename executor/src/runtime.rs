@@ -54,14 +54,20 @@ pub const DEFAULT_WINDOW: usize = 65_536;
 #[derive(Clone)]
 pub struct Runtime {
     pub(crate) shared: Arc<Shared>,
-    /// Held for its `Drop`: the last runtime handle stops and joins the workers.
-    _threads: Arc<Threads>,
+    /// The last runtime handle drops it: that stops and joins the workers.
+    threads: Arc<Threads>,
 }
 
-/// Owns the worker threads; dropping it (with the last `Runtime`) stops them.
+/// Owns the worker threads; dropping it (with the last `Runtime`) stops them, then
+/// drops the extensions.
 struct Threads {
     shared: Arc<Shared>,
     handles: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// Per-runtime values of the layers above (`Runtime::extension`). Kept here, not
+    /// in `Shared`: they live exactly as long as some `Runtime` handle does (so a value
+    /// holding `TaskWatch`es, which hold `Shared`, makes no cycle), and `Shared`'s
+    /// layout, read on every submission, stays as it was.
+    extensions: Extensions,
 }
 
 impl Drop for Threads {
@@ -71,14 +77,14 @@ impl Drop for Threads {
         if worker::is_worker_of(&self.shared) {
             // Dropped inside one of our own task bodies: this thread cannot join
             // itself. The workers exit on their own and the last cancels what is left.
-            self.shared.extensions.clear();
+            self.extensions.clear();
             return;
         }
         for handle in handles {
             let _ = handle.join();
         }
         // After the workers: every task has finished or been cancelled.
-        self.shared.extensions.clear();
+        self.extensions.clear();
     }
 }
 
@@ -203,7 +209,6 @@ impl RuntimeBuilder {
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: Padded(AtomicUsize::new(0)),
             workers_alive: AtomicUsize::new(self.workers),
-            extensions: Extensions::new(),
         });
         let mut handles =
             worker::spawn_workers(&shared, locals, &self.thread_name, self.enter.clone());
@@ -217,11 +222,9 @@ impl RuntimeBuilder {
         let threads = Arc::new(Threads {
             shared: Arc::clone(&shared),
             handles: Mutex::new(handles),
+            extensions: Extensions::new(),
         });
-        Runtime {
-            shared,
-            _threads: threads,
-        }
+        Runtime { shared, threads }
     }
 }
 
@@ -470,7 +473,7 @@ impl Runtime {
     /// assert_eq!(count, 1); // the same value, through any handle
     /// ```
     pub fn extension<T: std::any::Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Arc<T> {
-        self.shared.extensions.get_or_init(init)
+        self.threads.extensions.get_or_init(init)
     }
 
     /// Waits until every task submitted before this call has finished (tasks

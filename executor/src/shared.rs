@@ -12,7 +12,6 @@ use slab::Slab;
 use crate::console::TaskSpan;
 use crate::deferred::{BODY, Completion, TokenRecord, body_return_finishes, cancel_wins};
 use crate::error::TaskError;
-use crate::extensions::Extensions;
 use crate::id_waiters::IdWaiters;
 use crate::mailbox::Mailbox;
 use crate::monitor::Monitor;
@@ -72,8 +71,6 @@ pub(crate) struct Shared {
     pub(crate) submitters: Padded<AtomicUsize>,
     /// Worker threads that have not exited; the last one cancels what is left (R7).
     pub(crate) workers_alive: AtomicUsize,
-    /// Per-runtime values of the layers above (`Runtime::extension`).
-    pub(crate) extensions: Extensions,
 }
 
 impl Shared {
