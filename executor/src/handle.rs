@@ -42,8 +42,9 @@ enum HandleState {
     Live,
     /// The output (or error) was handed out; the reference is released.
     Done,
-    /// Never got a slot.
-    Rejected(Option<TaskError>),
+    /// Never got a slot. Boxed: the error is rare and large, and every `Task` handle
+    /// is moved a few times on the submit path.
+    Rejected(Option<Box<TaskError>>),
 }
 
 impl<T: Send + 'static> Task<T> {
@@ -64,7 +65,7 @@ impl<T: Send + 'static> Task<T> {
         Task {
             shared,
             id: TaskId::INVALID,
-            state: HandleState::Rejected(Some(error)),
+            state: HandleState::Rejected(Some(Box::new(error))),
             output: PhantomData,
         }
     }
@@ -147,7 +148,7 @@ impl<T: Send + 'static> Task<T> {
                     .take()
                     .expect("taskweave: Task polled after it returned its output");
                 self.state = HandleState::Done;
-                return Some(Err(error));
+                return Some(Err(*error));
             }
         }
         let slot = &self.shared.window.slots[self.id.index() as usize];

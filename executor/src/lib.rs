@@ -31,6 +31,7 @@ mod console;
 mod deferred;
 mod deps;
 mod error;
+mod extensions;
 mod handle;
 mod held;
 mod id_waiters;

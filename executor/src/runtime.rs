@@ -11,6 +11,7 @@ use slab::Slab;
 use crate::block_on::block_on;
 use crate::deps::DepList;
 use crate::error::TaskError;
+use crate::extensions::Extensions;
 use crate::handle::{TaskWatch, WaitTask};
 use crate::id_waiters::IdWaiters;
 use crate::inputs::Inputs;
@@ -53,14 +54,20 @@ pub const DEFAULT_WINDOW: usize = 65_536;
 #[derive(Clone)]
 pub struct Runtime {
     pub(crate) shared: Arc<Shared>,
-    /// Held for its `Drop`: the last runtime handle stops and joins the workers.
-    _threads: Arc<Threads>,
+    /// The last runtime handle drops it: that stops and joins the workers.
+    threads: Arc<Threads>,
 }
 
-/// Owns the worker threads; dropping it (with the last `Runtime`) stops them.
+/// Owns the worker threads; dropping it (with the last `Runtime`) stops them, then
+/// drops the extensions.
 struct Threads {
     shared: Arc<Shared>,
     handles: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// Per-runtime values of the layers above (`Runtime::extension`). Kept here, not
+    /// in `Shared`: they live exactly as long as some `Runtime` handle does (so a value
+    /// holding `TaskWatch`es, which hold `Shared`, makes no cycle), and `Shared`'s
+    /// layout, read on every submission, stays as it was.
+    extensions: Extensions,
 }
 
 impl Drop for Threads {
@@ -70,11 +77,14 @@ impl Drop for Threads {
         if worker::is_worker_of(&self.shared) {
             // Dropped inside one of our own task bodies: this thread cannot join
             // itself. The workers exit on their own and the last cancels what is left.
+            self.extensions.clear();
             return;
         }
         for handle in handles {
             let _ = handle.join();
         }
+        // After the workers: every task has finished or been cancelled.
+        self.extensions.clear();
     }
 }
 
@@ -213,11 +223,9 @@ impl RuntimeBuilder {
         let threads = Arc::new(Threads {
             shared: Arc::clone(&shared),
             handles: Mutex::new(handles),
+            extensions: Extensions::new(),
         });
-        Runtime {
-            shared,
-            _threads: threads,
-        }
+        Runtime { shared, threads }
     }
 }
 
@@ -475,6 +483,36 @@ impl Runtime {
             shared: Arc::clone(&self.shared),
             key,
         }
+    }
+
+    /// Per-runtime state of a layer built on the executor, one value per type `T`:
+    /// the first call for a `T` stores `init()`, and every call through any handle of
+    /// this runtime returns that same value. The streams crate keeps the runtime's
+    /// default stream here (`taskweave::streams::RuntimeStreams`).
+    ///
+    /// `init` runs without a lock held; if two threads race to initialise the same
+    /// `T`, one value is kept and the other dropped.
+    ///
+    /// Values are dropped when the last `Runtime` handle is dropped, after the
+    /// workers have stopped. A value must not hold a `Runtime` handle: that would
+    /// keep the runtime, and its worker threads, alive for ever (a reference cycle).
+    /// Task references ([`TaskWatch`]) are fine.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use taskweave_executor::Runtime;
+    ///
+    /// #[derive(Default)]
+    /// struct Launches(AtomicU64);
+    ///
+    /// let rt = Runtime::builder().workers(1).build();
+    /// rt.extension(Launches::default).0.fetch_add(1, Ordering::Relaxed);
+    /// let clone = rt.clone();
+    /// let count = clone.extension(Launches::default).0.load(Ordering::Relaxed);
+    /// assert_eq!(count, 1); // the same value, through any handle
+    /// ```
+    pub fn extension<T: std::any::Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        self.threads.extensions.get_or_init(init)
     }
 
     /// Waits until every task submitted before this call has finished (tasks

@@ -13,7 +13,7 @@ use crate::Runtime;
 use crate::block_on::block_on;
 use crate::console::TaskSpan;
 use crate::deps::DepList;
-use crate::handle::Task;
+use crate::handle::{Task, TaskWatch};
 use crate::shared::Shared;
 use crate::stats::SAMPLE_EVERY;
 use crate::sync::{Arc, thread};
@@ -140,15 +140,65 @@ pub struct Submission<'rt, T, B> {
 // The body is moved into its slot, never pinned here.
 impl<T, B> Unpin for Submission<'_, T, B> {}
 
-impl<T, B> Future for Submission<'_, T, B>
+impl<'rt, T, B> Submission<'rt, T, B>
 where
     B: Future<Output = Result<T, BoxError>> + Send + 'static,
     T: Send + 'static,
 {
-    type Output = Task<T>;
+    /// Adds explicit dependencies to a submission that has not resolved yet (see
+    /// [`Submit::after`]), in place: for a layer above the executor that chooses some
+    /// dependencies only at the moment it submits (a stream adds its tail under its
+    /// lock). Dependencies added after a poll that returned `Pending` count too: the
+    /// task is created only by the poll that resolves.
+    ///
+    /// ```
+    /// use taskweave_executor::Runtime;
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let first = rt.task(|| 1).submit_blocking();
+    /// let mut second = rt.task(|| 2).submit();
+    /// second.after([first.id()]); // chosen after `submit()`, before it resolves
+    /// let second = rt.block_on(&mut second);
+    /// assert_eq!(first.wait_blocking().unwrap() + second.wait_blocking().unwrap(), 3);
+    /// ```
+    ///
+    /// # Panics
+    /// If the submission has already resolved.
+    pub fn after<I: IntoIterator<Item = TaskId>>(&mut self, deps: I) -> &mut Self {
+        let submit = self
+            .submit
+            .as_mut()
+            .expect("taskweave: dependencies added to a Submission that already resolved");
+        for id in deps {
+            submit.deps.push(id);
+        }
+        self
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Task<T>> {
-        let this = &mut *self;
+    /// Polls like [`Future::poll`], and on success also returns a [`TaskWatch`] on
+    /// the new task, counted in when the task is published (no extra atomic operation
+    /// on the task's slot, unlike [`Task::watch`] afterwards). The watch is `None`
+    /// when the runtime rejected the task.
+    ///
+    /// ```
+    /// use taskweave_executor::Runtime;
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let mut submission = rt.try_task(|| Err::<(), _>("broken")).submit();
+    /// let (task, watch) = rt.block_on(std::future::poll_fn(|cx| submission.poll_watched(cx)));
+    /// drop(task); // the watch still holds the task: its failure stays readable
+    /// assert!(rt.block_on(watch.expect("accepted")).is_err());
+    /// ```
+    pub fn poll_watched(&mut self, cx: &mut Context<'_>) -> Poll<(Task<T>, Option<TaskWatch>)> {
+        self.poll_submit(cx, true)
+    }
+
+    /// The submission proper; `watched` adds a [`TaskWatch`] holder (R10).
+    #[inline(always)]
+    fn poll_submit(
+        &mut self,
+        cx: &mut Context<'_>,
+        watched: bool,
+    ) -> Poll<(Task<T>, Option<TaskWatch>)> {
+        let this = self;
         let submit = this
             .submit
             .as_mut()
@@ -191,9 +241,8 @@ where
         };
         let mut submit = this.submit.take().expect("checked above");
         let Some(index) = index else {
-            return Poll::Ready(Task::rejected(shared, submit.name.take()));
+            return Poll::Ready((Task::rejected(shared, submit.name.take()), None));
         };
-        let deps = submit.deps.finish();
         // One submission in SAMPLE_EVERY is timed (the wiring, for `Runtime::stats`).
         let sequence = shared
             .counters
@@ -206,6 +255,7 @@ where
             let slot = &shared.window.slots[index as usize];
             let id = TaskId::new(index, slot.generation());
             let at = shared.tracer.stamp();
+            let deps = submit.deps.finish();
             shared.tracer.submitted(
                 crate::worker::current_index(&shared),
                 id,
@@ -220,6 +270,8 @@ where
                 crate::sync::Ordering::Relaxed,
             );
         }
+        // Execution + handle (+ the watch), R10.
+        let holders = if watched { 3 } else { 2 };
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
         let id = unsafe {
@@ -230,7 +282,8 @@ where
                 submit.name,
                 submit.deadline,
                 submit.location,
-                deps,
+                submit.deps.finish(),
+                holders,
             )
         };
         if let Some(timer) = timer {
@@ -244,16 +297,35 @@ where
                 .fetch_add(1, crate::sync::Ordering::Relaxed);
         }
         shared.end_submit();
-        Poll::Ready(Task::new(shared, id))
+        // The third holder published above belongs to this watch.
+        let watch = watched.then(|| TaskWatch::new_acquired(Arc::clone(&shared), id));
+        Poll::Ready((Task::new(shared, id), watch))
+    }
+}
+
+impl<T, B> Future for Submission<'_, T, B>
+where
+    B: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Task<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Task<T>> {
+        self.poll_submit(cx, false).map(|(task, _)| task)
     }
 }
 
 /// Initialises the task in the free slot `index` and wires its dependencies (R2, R3).
 /// Returns its id; the task is ready (and queued) if nothing it depends on is open.
 ///
+/// `holders` is 2 (execution and handle) or 3 (and a `TaskWatch` the caller makes).
+///
 /// # Safety
 /// The caller popped `index` from the free list (so owns it, R1) and holds a
 /// `begin_submit` mark.
+// The submission's fields one by one: moving the whole `Submit` in costs a copy on
+// the submit path.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn spawn_in_slot<T, B>(
     shared: &Arc<Shared>,
     index: u32,
@@ -262,6 +334,7 @@ pub(crate) unsafe fn spawn_in_slot<T, B>(
     deadline: Option<Duration>,
     location: &'static Location<'static>,
     deps: &[TaskId],
+    holders: u32,
 ) -> TaskId
 where
     B: Future<Output = Result<T, BoxError>> + Send + 'static,
@@ -293,8 +366,9 @@ where
         .store(crate::deferred::BODY, crate::sync::Ordering::Relaxed);
     slot.fan_in
         .store(1 + deps.len() as u32, crate::sync::Ordering::Relaxed);
-    // Execution + handle (R10); Release publishes the fields above to acquirers by id.
-    slot.publish_holders(generation, 2);
+    // Execution + handle (+ a watch), R10; Release publishes the fields above to
+    // acquirers by id.
+    slot.publish_holders(generation, holders);
     let id = TaskId::new(index, generation);
     // SAFETY: R2/R8: we are the submitter and prepared one node per dependency.
     let ready = unsafe {

@@ -65,8 +65,8 @@ where
     pub fn submit(self) -> LaunchFuture<'s, T, B> {
         LaunchFuture {
             lane: self.stream.lane(),
-            start: Some(self.submit),
-            reserved: None,
+            submission: self.submit.submit(),
+            state: LaunchState::Start,
         }
     }
 
@@ -96,10 +96,18 @@ where
 #[must_use = "futures do nothing unless awaited"]
 pub struct LaunchFuture<'s, T, B> {
     lane: &'s Lane<OnRuntime>,
+    /// The executor submission; the lane adds its dependencies in place (L1).
+    submission: Submission<'s, T, B>,
+    state: LaunchState<'s>,
+}
+
+enum LaunchState<'s> {
     /// Not submitted yet (or queued behind a reserved launch).
-    start: Option<Submit<'s, T, B>>,
+    Start,
     /// Dependencies chosen, waiting for a window slot; the lane is reserved (L2).
-    reserved: Option<(Submission<'s, T, B>, Reservation<'s, OnRuntime>)>,
+    Reserved(Reservation<'s, OnRuntime>),
+    /// Resolved.
+    Done,
 }
 
 // The body is moved into its task slot, never pinned here.
@@ -114,49 +122,51 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Task<T>> {
         let this = &mut *self;
-        if let Some(submit) = this.start.take() {
-            let attempt = this
-                .lane
-                .try_launch(Some(cx.waker()), submit, |submit, deps| {
-                    // L1: under the lane lock, depend on the tail and the pending
-                    // waits, and submit.
-                    let submit = match deps.tail_only() {
-                        Ok(tail) => submit.after(tail),
-                        Err(deps) => submit.after(deps),
-                    };
-                    let mut submission = submit.submit();
-                    match Pin::new(&mut submission).poll(cx) {
-                        Poll::Ready(task) => {
-                            // L3: the lane holds a watch, not the bare id.
-                            let point = task.watch();
-                            Submitted::Ready(task, point)
+        match this.state {
+            LaunchState::Start => {
+                let attempt = this.lane.try_launch(
+                    Some(cx.waker()),
+                    &mut this.submission,
+                    |submission, deps| {
+                        // L1: under the lane lock, depend on the tail and the pending
+                        // waits, and submit.
+                        match deps.tail_only() {
+                            Ok(tail) => submission.after(tail),
+                            Err(deps) => submission.after(deps),
+                        };
+                        // L3: the lane holds a watch, not the bare id; the executor
+                        // counts it in when it publishes the task.
+                        match submission.poll_watched(cx) {
+                            Poll::Ready((task, point)) => Submitted::Ready(task, point),
+                            Poll::Pending => Submitted::Blocked(()),
                         }
-                        Poll::Pending => Submitted::Blocked(submission),
+                    },
+                );
+                match attempt {
+                    LaunchPoll::Launched(task) => {
+                        this.state = LaunchState::Done;
+                        Poll::Ready(task)
                     }
-                });
-            return match attempt {
-                LaunchPoll::Launched(task) => Poll::Ready(task),
-                LaunchPoll::Queued(submit) => {
-                    this.start = Some(submit);
-                    Poll::Pending
+                    LaunchPoll::Queued(_) => Poll::Pending,
+                    LaunchPoll::Reserved((), reservation) => {
+                        this.state = LaunchState::Reserved(reservation);
+                        Poll::Pending
+                    }
                 }
-                LaunchPoll::Reserved(submission, reservation) => {
-                    this.reserved = Some((submission, reservation));
-                    Poll::Pending
-                }
-            };
-        }
-        let (submission, _) = this
-            .reserved
-            .as_mut()
-            .expect("taskweave: stream launch polled after completion");
-        match Pin::new(submission).poll(cx) {
-            Poll::Ready(task) => {
-                let (_, reservation) = this.reserved.take().expect("checked above");
-                reservation.finish(task.watch());
-                Poll::Ready(task)
             }
-            Poll::Pending => Poll::Pending,
+            LaunchState::Reserved(_) => match this.submission.poll_watched(cx) {
+                Poll::Ready((task, point)) => {
+                    let LaunchState::Reserved(reservation) =
+                        std::mem::replace(&mut this.state, LaunchState::Done)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    reservation.finish(point);
+                    Poll::Ready(task)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            LaunchState::Done => panic!("taskweave: stream launch polled after completion"),
         }
     }
 }
@@ -171,10 +181,10 @@ impl<T, B> fmt::Debug for Launch<'_, T, B> {
 
 impl<T, B> fmt::Debug for LaunchFuture<'_, T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match (&self.start, &self.reserved) {
-            (Some(_), _) => "start",
-            (None, Some(_)) => "waiting for a window slot",
-            (None, None) => "done",
+        let state = match self.state {
+            LaunchState::Start => "start",
+            LaunchState::Reserved(_) => "waiting for a window slot",
+            LaunchState::Done => "done",
         };
         f.debug_struct("LaunchFuture")
             .field("stream", self.lane.name())

@@ -8,10 +8,11 @@
 //!   back-pressure.
 //! - An [`Event`] marks a point on one stream that another stream
 //!   ([`Stream::wait_event`]) or the host ([`Event::synchronize`]) waits for.
-//! - [`Streams`] is a runtime's stream layer: the default stream, stream creation,
-//!   [`Streams::stream_parallel`] (fork onto worker streams and join back, without
-//!   blocking), [`Streams::with_stream`] (the scoped stream) and a runtime-wide
-//!   [`Streams::synchronize`] that waits for every stream and every task.
+//! - [`Streams`] is a runtime's stream layer (one per runtime; [`RuntimeStreams`]
+//!   reaches it from the runtime, as in `rt.default_stream()`): the default stream,
+//!   stream creation, [`Streams::stream_parallel`] (fork onto worker streams and join
+//!   back, without blocking), [`Streams::with_stream`] (the scoped stream) and a
+//!   runtime-wide [`Streams::synchronize`] that waits for every stream and every task.
 //! - Failures are per stream and sticky: a failed task fails the later launches on
 //!   its stream (`DependencyFailed`), `synchronize` returns a [`StreamError`] naming
 //!   the stream and the root task, and other streams carry on.
@@ -57,7 +58,7 @@ pub use event::Event;
 pub use launch::{Launch, LaunchFuture};
 pub use parallel::StreamParallel;
 pub use stream::Stream;
-pub use streams::Streams;
+pub use streams::{RuntimeStreams, Streams};
 
 /// Compile-time check of the auto traits users rely on (STYLE.md §6).
 #[allow(dead_code)]
@@ -68,6 +69,7 @@ fn _assert_send_sync() {
     send_sync::<Event>();
     send_sync::<StreamError>();
     send_sync::<StreamParallel>();
+    fn _object_safe(_: &dyn RuntimeStreams) {}
     fn send<T: Send>(_: &T) {}
     fn futures_are_send(streams: &Streams) {
         send(&streams.synchronize());

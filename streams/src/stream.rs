@@ -82,41 +82,38 @@ use crate::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Stream {
-    pub(crate) shared: Arc<StreamShared>,
-}
-
-pub(crate) struct StreamShared {
     runtime: Runtime,
-    lane: Lane<OnRuntime>,
+    /// The ordering state. The runtime's stream layer keeps lanes (not `Stream`s,
+    /// which hold a `Runtime`) for the default stream, the registry and the pool.
+    pub(crate) lane: Arc<Lane<OnRuntime>>,
 }
 
 impl Stream {
     pub(crate) fn new(runtime: Runtime, name: Arc<str>) -> Stream {
-        Stream {
-            shared: Arc::new(StreamShared {
-                runtime,
-                lane: Lane::new(name),
-            }),
-        }
+        Stream::from_lane(runtime, Arc::new(Lane::new(name)))
+    }
+
+    pub(crate) fn from_lane(runtime: Runtime, lane: Arc<Lane<OnRuntime>>) -> Stream {
+        Stream { runtime, lane }
     }
 
     pub(crate) fn lane(&self) -> &Lane<OnRuntime> {
-        &self.shared.lane
+        &self.lane
     }
 
     /// The stream's name (shown in errors and `Debug`).
     pub fn name(&self) -> &str {
-        self.shared.lane.name()
+        self.lane.name()
     }
 
     /// The runtime the stream launches on.
     pub fn runtime(&self) -> &Runtime {
-        &self.shared.runtime
+        &self.runtime
     }
 
     /// Whether `self` and `other` are handles of the same stream.
     pub fn same_stream(&self, other: &Stream) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        Arc::ptr_eq(&self.lane, &other.lane)
     }
 
     /// Makes every later launch on this stream wait for the point `event` is
@@ -170,6 +167,6 @@ impl Stream {
 
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Stream").field(&self.shared.lane).finish()
+        f.debug_tuple("Stream").field(&self.lane).finish()
     }
 }

@@ -65,8 +65,9 @@
 //!   node, so a producer reclaimed in between fails the CAS. (The 24 bits wrap only if
 //!   one slot is reused 2^24 times between one load and the CAS after it.)
 //! - **R10 (holders).** Holders are: the execution (until the list is closed and walked),
-//!   the `Task<T>` handle (until dropped), each owned waker, and short-lived
-//!   acquisitions by id. Acquiring by id is a CAS that requires a nonzero count and the
+//!   the `Task<T>` handle (until dropped), each owned waker, each `TaskWatch` (made by
+//!   an acquisition by id, or counted into the count published at submission by
+//!   `Submission::poll_watched`), and short-lived acquisitions by id. Acquiring by id is a CAS that requires a nonzero count and the
 //!   id's generation, so a free or reused slot is never resurrected. Each outstanding
 //!   completion token is a holder too, until the scheduler has applied its report.
 //! - **R11 (deferred completion).** The `deferred` word (outstanding tokens, `BODY`
