@@ -1,21 +1,27 @@
 //! The watchdog names a task body that blocks its worker, even while the other
-//! workers keep the runtime progressing.
+//! workers keep the runtime progressing, and an orchestrator blocked in a host access.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use taskweave::{Runtime, Stall};
+use taskweave::{Runtime, Stall, StallReport};
 
-#[test]
-fn a_body_blocking_its_worker_is_named_while_others_progress() {
+/// Two workers and a watchdog that reports to the returned list.
+fn watched_runtime(stall_after: Duration) -> (Runtime, Arc<Mutex<Vec<StallReport>>>) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
     let rt = Runtime::builder()
         .workers(2)
-        .watchdog(Duration::from_millis(40))
+        .watchdog(stall_after)
         .on_stall(move |report| sink.lock().unwrap().push(report.clone()))
         .build();
+    (rt, reports)
+}
+
+#[test]
+fn a_body_blocking_its_worker_is_named_while_others_progress() {
+    let (rt, reports) = watched_runtime(Duration::from_millis(40));
     let (release, blocked) = mpsc::channel::<()>();
     // Deliberately wrong: a body that blocks its worker on a channel.
     let stuck = rt
@@ -52,13 +58,7 @@ fn a_body_blocking_its_worker_is_named_while_others_progress() {
 /// the producer it waits for (and, beside it, the token the producer waits for).
 #[test]
 fn an_orchestrator_blocked_in_a_host_access_is_reported_with_what_it_waits_for() {
-    let reports = Arc::new(Mutex::new(Vec::new()));
-    let sink = reports.clone();
-    let rt = Runtime::builder()
-        .workers(2)
-        .watchdog(Duration::from_millis(50))
-        .on_stall(move |report| sink.lock().unwrap().push(report.clone()))
-        .build();
+    let (rt, reports) = watched_runtime(Duration::from_millis(50));
     let scope = taskweave::Scope::new(&rt, "main");
     let grid = scope.zeros::<u32>("grid", [4]);
     let (tx, rx) = mpsc::channel::<taskweave::CompletionToken>();
