@@ -101,15 +101,9 @@ pub struct HeldTasks {
 impl HeldTasks {
     /// An empty set of holds on `rt`'s tasks.
     pub fn new(rt: &Runtime) -> Self {
-        HeldTasks::with_ids(rt, Vec::new())
-    }
-
-    /// An empty set that reuses `ids`' allocation (it is cleared).
-    pub fn with_ids(rt: &Runtime, mut ids: Vec<TaskId>) -> Self {
-        ids.clear();
         HeldTasks {
             shared: Arc::clone(&rt.shared),
-            ids,
+            ids: Vec::new(),
         }
     }
 
@@ -164,13 +158,6 @@ impl HeldTasks {
         let ids = std::mem::take(&mut self.ids);
         self.shared.releases.push(ids);
         self.shared.sleep.notify_one();
-    }
-
-    /// Releases every hold now and returns the emptied id list (to reuse its
-    /// allocation with [`HeldTasks::with_ids`]).
-    pub fn into_ids(mut self) -> Vec<TaskId> {
-        self.release();
-        std::mem::take(&mut self.ids)
     }
 }
 
