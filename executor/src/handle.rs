@@ -129,11 +129,7 @@ impl<T: Send + 'static> Task<T> {
     /// Whether the task has finished (completed, failed or cancelled).
     pub fn is_finished(&self) -> bool {
         match self.state {
-            HandleState::Live => {
-                self.shared.window.slots[self.id.index() as usize]
-                    .fanout_state(self.id.generation())
-                    != Fanout::Open
-            }
+            HandleState::Live => !self.shared.is_open(self.id),
             _ => true,
         }
     }
@@ -377,10 +373,7 @@ impl WaitTask {
     }
 
     fn finished(&self) -> bool {
-        match self.shared.window.slots.get(self.id.index() as usize) {
-            Some(slot) => slot.fanout_state(self.id.generation()) != Fanout::Open,
-            None => true,
-        }
+        !self.shared.is_open(self.id)
     }
 }
 

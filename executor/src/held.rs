@@ -147,10 +147,10 @@ impl HeldTasks {
     }
 
     /// Releases every hold soon, on a worker (a few holds, or when called on a
-    /// worker, at once): the submitter does not pay for reclaiming the slots.
-    /// A submitter that finds the window full releases queued holds itself, so
-    /// queued holds never keep a submission waiting.
-    pub fn release_later(mut self) {
+    /// worker, at once), leaving the set empty: the submitter does not pay for
+    /// reclaiming the slots. A submitter that finds the window full releases queued
+    /// holds itself, so queued holds never keep a submission waiting.
+    pub fn release_later(&mut self) {
         if self.ids.len() < RELEASE_INLINE || worker::is_worker_of(&self.shared) {
             self.release();
             return;

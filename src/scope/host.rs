@@ -11,8 +11,6 @@
 //! access to one is ordered by nothing: submit the task yourself with `.after(..)`
 //! (`scope.task(m.read(..), |v| v.to_vec()).after(ids)`) and await its handle.
 
-use std::borrow::Cow;
-
 use super::Scope;
 use crate::data::{Element, Region, Tensor, View};
 use crate::error::DataError;
@@ -48,18 +46,9 @@ impl<'p> Scope<'p> {
         F: for<'v> FnOnce(View<'v, T>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let name = format!("host read of '{}'", tensor.name());
-        let mut waits_for = Vec::new();
-        let task = self
-            .task(tensor.read(region), f)
-            .name(Cow::Owned(name.clone()))
-            .submit_noting_deps(Some(&mut waits_for))
-            .await?;
-        let _watched = self.tree.rt.host_wait(task.id(), name, waits_for);
-        task.await.map_err(|error| DataError::HostAccess {
-            tensor: tensor.meta().name.clone(),
-            error,
-        })
+        self.task(tensor.read(region), f)
+            .run_as_host_access(format!("host read of '{}'", tensor.name()), tensor.meta())
+            .await
     }
 
     /// Writes `data` (row-major) into `region` of `tensor`, after every task
@@ -93,20 +82,11 @@ impl<'p> Scope<'p> {
                 });
             }
         }
-        let name = format!("host write of '{}'", tensor.name());
-        let mut waits_for = Vec::new();
-        let task = self
-            .task(tensor.write(region), move |mut view| {
-                view.copy_from_slice(&data)
-            })
-            .name(Cow::Owned(name.clone()))
-            .submit_noting_deps(Some(&mut waits_for))
-            .await?;
-        let _watched = self.tree.rt.host_wait(task.id(), name, waits_for);
-        task.await.map_err(|error| DataError::HostAccess {
-            tensor: meta.name.clone(),
-            error,
+        self.task(tensor.write(region), move |mut view| {
+            view.copy_from_slice(&data)
         })
+        .run_as_host_access(format!("host write of '{}'", tensor.name()), meta)
+        .await
     }
 
     /// [`Scope::read`] for non-async callers.

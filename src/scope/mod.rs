@@ -373,8 +373,7 @@ impl Drop for Scope<'_> {
         // it finishes (its execution is a holder too). Releasing the last hold of a
         // finished task reclaims its slot: a worker does that for a large scope, off
         // the submitter's path (a submitter short of slots does it itself).
-        let empty = HeldTasks::new(&self.tree.rt);
-        let held = std::mem::replace(self.held.get_mut(), empty);
+        let held = self.held.get_mut();
         self.tree.held.fetch_sub(held.len(), Ordering::Relaxed);
         held.release_later();
     }

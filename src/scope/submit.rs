@@ -14,7 +14,7 @@ use super::ScopeKind;
 use super::body::{
     AsyncBody, AsyncViewsFn, BoxError, DataflowBody, SyncBody, TaskBody, TryAsyncBody, TrySyncBody,
 };
-use crate::data::{AccessInfo, Accesses, Boxes, DepSink, RegionProblem, ViewsOf};
+use crate::data::{AccessInfo, Accesses, Boxes, DepSink, RegionProblem, TensorMeta, ViewsOf};
 use crate::error::DataError;
 use crate::graph::{EdgeSource, GraphEdge, GraphTask};
 use crate::{Inputs, Task, TaskId};
@@ -245,9 +245,30 @@ where
         self.submit_noting_deps(None)
     }
 
+    /// Submits the task as a host access named `what` on `tensor` and waits for its
+    /// output, telling the watchdog what the orchestrator waits for meanwhile
+    /// ([`Runtime::host_wait`](crate::Runtime::host_wait)).
+    pub(crate) async fn run_as_host_access(
+        self,
+        what: String,
+        tensor: &TensorMeta,
+    ) -> Result<B::Output, DataError> {
+        let rt = &self.scope.tree.rt;
+        let mut waits_for = Vec::new();
+        let task = self
+            .name(Cow::Owned(what.clone()))
+            .submit_noting_deps(Some(&mut waits_for))
+            .await?;
+        let _waiting = rt.host_wait(task.id(), what, waits_for);
+        task.await.map_err(|error| DataError::HostAccess {
+            tensor: tensor.name.clone(),
+            error,
+        })
+    }
+
     /// [`DataSubmit::submit`], also copying the task's dependencies (explicit,
     /// inputs, derived) to `noted` (for the watchdog's view of host accesses).
-    pub(crate) async fn submit_noting_deps(
+    async fn submit_noting_deps(
         self,
         noted: Option<&mut Vec<TaskId>>,
     ) -> Result<Task<B::Output>, DataError> {
