@@ -10,7 +10,7 @@
 use std::fmt;
 use std::ops::{Range, RangeFull};
 
-use smallvec::SmallVec;
+use smallvec::{Array, SmallVec};
 
 /// The highest tensor rank.
 pub const MAX_RANK: usize = 4;
@@ -223,7 +223,35 @@ impl Region {
     /// The boxes this region covers in a tensor of `shape`; empty boxes are left out.
     pub(crate) fn resolve(&self, shape: &Shape) -> Result<Boxes, RegionProblem> {
         let mut boxes = Boxes::new();
+        self.resolve_into(shape, &mut boxes)?;
+        Ok(boxes)
+    }
+
+    /// [`Region::resolve`], appending the boxes to `boxes` (in row-major order of
+    /// their starts); on error, nothing is appended.
+    #[inline]
+    pub(crate) fn resolve_into<A: Array<Item = Bounds>>(
+        &self,
+        shape: &Shape,
+        boxes: &mut SmallVec<A>,
+    ) -> Result<(), RegionProblem> {
         match self.0 {
+            Repr::Range { start, end } if shape.rank() == 1 => {
+                // A range of a vector: one box, and no arithmetic beyond the check.
+                let (start, end) = (start.get(), end.get());
+                if start > end || end > shape.padded()[MAX_RANK - 1] as u64 {
+                    return Err(RegionProblem::OutOfBounds);
+                }
+                if start < end {
+                    let mut bounds = Bounds {
+                        start: [0; MAX_RANK],
+                        end: [1; MAX_RANK],
+                    };
+                    bounds.start[MAX_RANK - 1] = start as u32;
+                    bounds.end[MAX_RANK - 1] = end as u32;
+                    boxes.push(bounds);
+                }
+            }
             Repr::All if shape.len() > 0 => boxes.push(shape.full()),
             Repr::All => {}
             Repr::Range { start, end } => {
@@ -253,7 +281,7 @@ impl Region {
                     bounds.end[MAX_RANK - 1] = (rest + (end - start)) as u32;
                     boxes.push(bounds);
                 } else {
-                    decompose_range(start, end, 0, [0; MAX_RANK], &dims, &mut boxes);
+                    decompose_range(start, end, 0, [0; MAX_RANK], &dims, boxes);
                 }
             }
             Repr::Tile {
@@ -282,7 +310,7 @@ impl Region {
             }
             Repr::Unrepresentable { .. } => return Err(RegionProblem::RankMismatch),
         }
-        Ok(boxes)
+        Ok(())
     }
 
     /// Where a view of this (valid) region lies in a tensor of `shape`.
@@ -335,13 +363,13 @@ pub(crate) enum RegionProblem {
 /// Splits the flat range `[start, end)` of the sub-array of dimensions `level..`
 /// (whose outer coordinates are fixed by `prefix`) into boxes: a partial slice at
 /// the start, whole slices in the middle, a partial slice at the end, recursively.
-fn decompose_range(
+fn decompose_range<A: Array<Item = Bounds>>(
     start: u64,
     end: u64,
     level: usize,
     prefix: [u32; MAX_RANK],
     dims: &[u32; MAX_RANK],
-    out: &mut Boxes,
+    out: &mut SmallVec<A>,
 ) {
     if start >= end {
         return;

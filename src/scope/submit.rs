@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::pin::Pin;
 
 use smallvec::SmallVec;
@@ -14,7 +15,9 @@ use super::ScopeKind;
 use super::body::{
     AsyncBody, AsyncViewsFn, BoxError, DataflowBody, SyncBody, TaskBody, TryAsyncBody, TrySyncBody,
 };
-use crate::data::{AccessInfo, Accesses, Boxes, DepSink, RegionProblem, TensorMeta, ViewsOf};
+use crate::data::{
+    AccessInfo, Accesses, Bounds, DepSink, MAX_RANK, RegionProblem, TensorMeta, ViewsOf,
+};
 use crate::error::DataError;
 use crate::graph::{EdgeSource, GraphEdge, GraphTask};
 use crate::{Inputs, Task, TaskId};
@@ -210,12 +213,40 @@ impl<'p> Scope<'p> {
     }
 }
 
+/// The declared accesses of one task, checked.
+#[derive(Default)]
+struct Plan<'a> {
+    accesses: SmallVec<[Planned<'a>; 8]>,
+    /// The boxes of every access, in declaration order.
+    boxes: SmallVec<[Bounds; 8]>,
+}
+
 /// One declared access, checked.
 struct Planned<'a> {
     info: AccessInfo<'a>,
-    boxes: Boxes,
+    /// Its boxes, in `Plan::boxes`.
+    boxes: Range<u32>,
+    /// The last element, in row-major order, of every box of this tensor declared
+    /// so far by the task, up to this access (the greatest [`row_major`] key of a
+    /// box's `end - 1`); `None` while every such box is empty.
+    last: Option<u128>,
     /// Whether the dependency map orders it (auto scope, tracked tensor, not `no_dep`).
     tracked: bool,
+}
+
+impl Plan<'_> {
+    /// The boxes of `access`.
+    #[inline]
+    fn boxes(&self, access: &Planned<'_>) -> &[Bounds] {
+        &self.boxes[access.boxes.start as usize..access.boxes.end as usize]
+    }
+}
+
+/// Coordinates as one number that compares as the elements' row-major order does
+/// (lexicographically).
+#[inline]
+fn row_major(at: [u32; MAX_RANK]) -> u128 {
+    at.iter().fold(0, |key, &c| key << 32 | c as u128)
 }
 
 impl<'s, 'p, A, B> DataSubmit<'s, 'p, A, B>
@@ -280,7 +311,7 @@ where
             after,
         } = self;
         let tree = &*scope.tree;
-        let mut plan = SmallVec::<[Planned<'_>; 8]>::new();
+        let mut plan = Plan::default();
         scope.plan(&accesses, &name, &mut plan)?;
         // D1: from here to the end, this submission is the only one of the tree.
         let mut guard = tree.lock().await;
@@ -293,9 +324,9 @@ where
         }
         body.for_each_input(&mut |id| deps.ids.push(id));
         let given = deps.ids.len();
-        for access in plan.iter().filter(|a| a.tracked) {
+        for access in plan.accesses.iter().filter(|a| a.tracked) {
             let map = access.info.meta.map.get(&mut guard);
-            for bounds in &access.boxes {
+            for bounds in plan.boxes(access) {
                 map.lookup(bounds, access.info.kind, access.info.meta.id, &mut deps);
             }
         }
@@ -311,9 +342,9 @@ where
             return Ok(task);
         }
         // D2: record the accesses before any later submission can look them up.
-        for access in plan.iter().filter(|a| a.tracked) {
+        for access in plan.accesses.iter().filter(|a| a.tracked) {
             let map = access.info.meta.map.get(&mut guard);
-            for bounds in &access.boxes {
+            for bounds in plan.boxes(access) {
                 let failures = &access.info.meta.failures;
                 map.record(bounds, access.info.kind, id, &tree.rt, failures);
             }
@@ -402,7 +433,7 @@ impl<'p> Scope<'p> {
         &self,
         accesses: &'a A,
         task: &Option<Cow<'static, str>>,
-        plan: &mut SmallVec<[Planned<'a>; 8]>,
+        plan: &mut Plan<'a>,
     ) -> Result<(), DataError> {
         let mut outcome = Ok(());
         accesses.for_each(&mut |info| {
@@ -422,7 +453,7 @@ impl<'p> Scope<'p> {
         &self,
         info: AccessInfo<'a>,
         task: &Option<Cow<'static, str>>,
-        plan: &mut SmallVec<[Planned<'a>; 8]>,
+        plan: &mut Plan<'a>,
     ) -> Result<(), DataError> {
         let meta = info.meta;
         if meta.tree != self.tree.id {
@@ -439,25 +470,49 @@ impl<'p> Scope<'p> {
                 scope: self.name.clone(),
             });
         }
-        let boxes = info.region.resolve(&meta.shape).map_err(|problem| {
-            let (tensor, region, shape) = (meta.name.clone(), *info.region, meta.shape.dims());
-            match problem {
-                RegionProblem::OutOfBounds => DataError::OutOfBounds {
-                    task: task.clone(),
-                    tensor,
-                    region,
-                    shape,
-                },
-                RegionProblem::RankMismatch => DataError::RankMismatch {
-                    task: task.clone(),
-                    tensor,
-                    region,
-                    shape,
-                },
-            }
-        })?;
-        for other in plan.iter().filter(|p| std::ptr::eq(p.info.meta, meta)) {
-            let (mine, theirs) = (&boxes[..], &other.boxes[..]);
+        let from = plan.boxes.len();
+        info.region
+            .resolve_into(&meta.shape, &mut plan.boxes)
+            .map_err(|problem| {
+                let (tensor, region, shape) = (meta.name.clone(), *info.region, meta.shape.dims());
+                match problem {
+                    RegionProblem::OutOfBounds => DataError::OutOfBounds {
+                        task: task.clone(),
+                        tensor,
+                        region,
+                        shape,
+                    },
+                    RegionProblem::RankMismatch => DataError::RankMismatch {
+                        task: task.clone(),
+                        tensor,
+                        region,
+                        shape,
+                    },
+                }
+            })?;
+        let boxes = &plan.boxes[from..];
+        // D3 without comparing every pair in the common case: when each access of a
+        // tensor starts after every earlier one ends in row-major order, none can
+        // overlap (a box's elements lie between its start and its `end - 1`).
+        let earlier = plan
+            .accesses
+            .iter()
+            .rev()
+            .find(|p| std::ptr::eq(p.info.meta, meta))
+            .and_then(|p| p.last);
+        let first = boxes.iter().map(|b| row_major(b.start)).min();
+        let ordered = match (earlier, first) {
+            (Some(earlier), Some(first)) => earlier < first,
+            _ => true,
+        };
+        let last = boxes.iter().map(|b| row_major(b.end.map(|e| e - 1))).max();
+        let last = earlier.max(last);
+        let others = plan
+            .accesses
+            .iter()
+            .filter(|p| !ordered && std::ptr::eq(p.info.meta, meta));
+        for other in others {
+            let (mine, theirs) = (boxes, plan.boxes(other));
             if !mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
                 continue;
             }
@@ -484,9 +539,11 @@ impl<'p> Scope<'p> {
             }
         }
         let tracked = self.kind == ScopeKind::Auto && !meta.manual && !info.no_dep;
-        plan.push(Planned {
+        let boxes = from as u32..plan.boxes.len() as u32;
+        plan.accesses.push(Planned {
             info,
             boxes,
+            last,
             tracked,
         });
         Ok(())
