@@ -44,8 +44,6 @@ pub(super) struct Entry {
     pub(super) writer: TaskId,
     /// Tasks that read the box since that write.
     pub(super) readers: SmallVec<[TaskId; 2]>,
-    /// Scratch of the cleanup: which of the tasks above had finished.
-    pub(super) finished: u64,
 }
 
 impl Default for Entry {
@@ -53,7 +51,6 @@ impl Default for Entry {
         Entry {
             writer: TaskId::INVALID,
             readers: SmallVec::new(),
-            finished: 0,
         }
     }
 }
@@ -254,8 +251,38 @@ impl Cells {
                 at += 1;
             }
         }
-        // Give memory back after a burst, without churning: shrinking to fit and
-        // growing again would rehash on every cleanup.
+        self.shrink();
+    }
+
+    /// Calls `update` with the entries of every page (empty ones included), which
+    /// may empty some of them; frees the pages left with no live entry.
+    pub(super) fn for_each_page(&mut self, mut update: impl FnMut(&mut [Entry; PAGE])) {
+        let mut at = 0;
+        while at < self.pages.len() {
+            let page = &mut self.pages[at];
+            update(&mut page.entries);
+            let mut live = 0;
+            for entry in page.entries.iter_mut() {
+                if entry.is_live() {
+                    live += 1;
+                } else if entry.readers.spilled() {
+                    entry.clear();
+                }
+            }
+            self.len = self.len - page.live as usize + live as usize;
+            page.live = live;
+            if live == 0 {
+                self.free_page(at);
+            } else {
+                at += 1;
+            }
+        }
+        self.shrink();
+    }
+
+    /// Gives memory back after a burst, without churning: shrinking to fit and
+    /// growing again would rehash on every cleanup.
+    fn shrink(&mut self) {
         if self.index.capacity() > 8 * self.index.len() + 1024 {
             self.index.shrink_to(2 * self.index.len());
         }
@@ -369,6 +396,40 @@ mod tests {
         assert!(cells.get(Cell::at([0, 0, 0, 0])).is_none());
         let (entry, inserted) = cells.get_or_insert(Cell::at([0, 0, 0, 0]));
         assert!(inserted && entry.readers.is_empty() && !entry.writer.is_valid());
+    }
+
+    #[test]
+    fn pages_emptied_in_place_are_freed() {
+        let rt = Runtime::builder().workers(1).build();
+        let (task, _held) = ids(&rt, 4);
+        let mut cells = Cells::default();
+        for i in 0..(4 * PAGE as u32) {
+            write(&mut cells, [0, 0, 0, i], task[i as usize / PAGE]);
+        }
+        // Empty pages 0 and 2, and half of page 1 (pages are told apart by writer).
+        let mut calls = 0;
+        cells.for_each_page(|entries| {
+            calls += 1;
+            let page = task.iter().position(|&t| t == entries[0].writer).unwrap();
+            let upto = [PAGE, PAGE / 2, PAGE, 0][page];
+            for entry in &mut entries[..upto] {
+                entry.writer = TaskId::INVALID;
+            }
+        });
+        assert_eq!(calls, 4);
+        assert_eq!(cells.pages(), 2);
+        assert_eq!(cells.len(), PAGE + PAGE / 2);
+        let mut live = Vec::new();
+        cells.retain(|k, entry| {
+            live.push((k[MAX_RANK - 1], entry.writer));
+            true
+        });
+        live.sort();
+        let expected: Vec<_> = (PAGE + PAGE / 2..2 * PAGE)
+            .chain(3 * PAGE..4 * PAGE)
+            .map(|i| (i as u32, task[i / PAGE]))
+            .collect();
+        assert_eq!(live, expected);
     }
 
     #[test]

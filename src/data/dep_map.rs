@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use smallvec::SmallVec;
 
 use super::access::AccessKind;
-use super::cells::{Cell, Cells, Entry};
+use super::cells::{Cell, Cells, Entry, PAGE};
 use super::region::{Bounds, MAX_RANK};
 use crate::graph::DepKind;
 use crate::{Runtime, TaskId};
@@ -170,14 +170,12 @@ impl DepMap {
         rt: &Runtime,
         failures: &AtomicU64,
     ) {
-        let found = self
-            .grids
-            .iter()
-            .enumerate()
-            .find_map(|(at, grid)| Some((at, grid.cell_of(query)?)));
-        let (at, cell) = match found {
-            Some(found) => found,
-            None => self.new_grid(query),
+        let (at, cell) = if let [grid] = &self.grids[..]
+            && let Some(cell) = grid.cell_of(query)
+        {
+            (0, cell)
+        } else {
+            self.grid_of(query)
         };
         let (entry, inserted) = self.grids[at].cells.get_or_insert(cell);
         self.items += usize::from(inserted);
@@ -191,6 +189,20 @@ impl DepMap {
         }
         if self.items > self.cleanup_at {
             self.cleanup(rt, failures);
+        }
+    }
+
+    /// The grid of `query`'s extent and phase (added if missing): its position and
+    /// `query`'s cell in it.
+    fn grid_of(&mut self, query: &Bounds) -> (usize, Cell) {
+        let found = self
+            .grids
+            .iter()
+            .enumerate()
+            .find_map(|(at, grid)| Some((at, grid.cell_of(query)?)));
+        match found {
+            Some(found) => found,
+            None => self.new_grid(query),
         }
     }
 
@@ -223,78 +235,92 @@ impl DepMap {
     /// acquisition of its slot); telling finished from running takes one load. So the
     /// common case, where no task that accessed this tensor failed since the last
     /// cleanup (the tensor's `failures` count, which a task bumps before it finishes,
-    /// has not moved), prunes on the load alone: pass one notes which tasks have
-    /// finished, then the count is read, then pass two prunes only the tasks noted.
-    /// A failure of a task noted in pass one shows in the count (bumped before the
-    /// task finished, read after we saw it finished); a task that finishes later is
-    /// not pruned by this cleanup. Otherwise, or while failed tasks are retained,
-    /// every finished task's outcome is looked at.
+    /// has not moved), prunes on the load alone, one page at a time: pass one notes
+    /// which tasks of the page have finished, then the count is read, then pass two
+    /// prunes only the tasks noted. A failure of a task noted in pass one shows in the
+    /// count (bumped before the task finished, read after we saw it finished); a task
+    /// that finishes later is not pruned by this cleanup. Once the count has moved, or
+    /// while failed tasks are retained, every finished task's outcome is looked at.
+    #[inline(never)]
     fn cleanup(&mut self, rt: &Runtime, failures: &AtomicU64) {
-        let careful_already = self.retains_failures;
-        if !careful_already {
-            // Pass one: note in each entry which of its tasks have finished (bit 0:
-            // the writer, bit 1 + i: reader i; readers past 62 are not pruned here).
-            // A task's accesses are recorded together, so consecutive entries often
-            // name the same task: remember the last answer.
-            let mut last = (TaskId::INVALID, false);
-            let mut is_finished = |task: TaskId| {
-                if task != last.0 {
-                    last = (task, rt.is_finished(task));
-                }
-                last.1
-            };
-            for grid in &mut self.grids {
-                grid.cells.retain(|_, entry| {
-                    let mut finished =
-                        u64::from(entry.writer.is_valid() && is_finished(entry.writer));
-                    for (i, reader) in entry.readers.iter().take(63).enumerate() {
-                        finished |= u64::from(is_finished(*reader)) << (i + 1);
-                    }
-                    entry.finished = finished;
-                    true
-                });
-            }
+        let mut careful = self.retains_failures;
+        if careful {
+            // Acquire, as below: the count before any outcome is looked at.
+            self.failures_seen = failures.load(Ordering::Acquire);
         }
-        // Acquire: every failure counted by a task seen finished above is visible.
-        let failed = failures.load(Ordering::Acquire);
-        let careful = careful_already || failed != self.failures_seen;
-        self.failures_seen = failed;
         let mut retained = false;
         let mut items = 0;
+        // A task's accesses are recorded together, so consecutive entries often name
+        // the same task: remember the last answer (a task seen running may finish
+        // meanwhile; it is then pruned by a later cleanup).
+        let mut last = (TaskId::INVALID, false);
+        let mut is_finished = |task: TaskId| {
+            if task != last.0 {
+                last = (task, rt.is_finished(task));
+            }
+            last.1
+        };
+        let drop_task = |task: TaskId, retained: &mut bool| match status(rt, task) {
+            Status::Done => true,
+            Status::Running => false,
+            Status::Failed => {
+                *retained = true;
+                false
+            }
+        };
+        let failures_seen = &mut self.failures_seen;
         for grid in &mut self.grids {
-            grid.cells.retain(|_, entry| {
-                if careful {
-                    let mut drop_task = |task: TaskId| match status(rt, task) {
-                        Status::Done => true,
-                        Status::Running => false,
-                        Status::Failed => {
-                            retained = true;
-                            false
+            grid.cells.for_each_page(|entries| {
+                // Pass one: which tasks of each entry have finished (bit 0: the
+                // writer, bit 1 + i: reader i; readers past 62 are not pruned here).
+                let mut finished = [0u64; PAGE];
+                if !careful {
+                    for (entry, finished) in entries.iter().zip(&mut finished) {
+                        if !entry.is_live() {
+                            continue;
                         }
-                    };
-                    if entry.writer.is_valid() && drop_task(entry.writer) {
-                        entry.writer = TaskId::INVALID;
+                        *finished = u64::from(entry.writer.is_valid() && is_finished(entry.writer));
+                        if !entry.readers.is_empty() {
+                            for (i, reader) in entry.readers.iter().take(63).enumerate() {
+                                *finished |= u64::from(is_finished(*reader)) << (i + 1);
+                            }
+                        }
                     }
-                    entry.readers.retain(|reader| !drop_task(*reader));
-                } else {
-                    let finished = entry.finished;
-                    if finished & 1 != 0 {
-                        entry.writer = TaskId::INVALID;
+                    // Acquire: every failure counted by a task seen finished above is
+                    // visible.
+                    let failed = failures.load(Ordering::Acquire);
+                    careful = failed != *failures_seen;
+                    *failures_seen = failed;
+                }
+                // Pass two.
+                for (entry, &finished) in entries.iter_mut().zip(&finished) {
+                    if !entry.is_live() {
+                        continue;
                     }
-                    if finished > 1 {
-                        let mut bit = 1;
-                        entry.readers.retain(|_| {
-                            let done = bit < 64 && finished & (1 << bit) != 0;
-                            bit += 1;
-                            !done
-                        });
+                    if careful {
+                        if entry.writer.is_valid() && drop_task(entry.writer, &mut retained) {
+                            entry.writer = TaskId::INVALID;
+                        }
+                        entry
+                            .readers
+                            .retain(|reader| !drop_task(*reader, &mut retained));
+                    } else {
+                        if finished & 1 != 0 {
+                            entry.writer = TaskId::INVALID;
+                        }
+                        if finished > 1 {
+                            let mut bit = 1;
+                            entry.readers.retain(|_| {
+                                let done = bit < 64 && finished & (1 << bit) != 0;
+                                bit += 1;
+                                !done
+                            });
+                        }
+                    }
+                    if entry.is_live() {
+                        items += 1 + entry.readers.len();
                     }
                 }
-                let keep = entry.writer.is_valid() || !entry.readers.is_empty();
-                if keep {
-                    items += 1 + entry.readers.len();
-                }
-                keep
             });
         }
         self.retains_failures = retained;

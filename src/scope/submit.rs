@@ -227,9 +227,9 @@ struct Planned<'a> {
     /// Its boxes, in `Plan::boxes`.
     boxes: Range<u32>,
     /// The last element, in row-major order, of every box of this tensor declared
-    /// so far by the task, up to this access (the greatest [`row_major`] key of a
-    /// box's `end - 1`); `None` while every such box is empty.
-    last: Option<u128>,
+    /// so far by the task, up to this access (the greatest `end - 1` by
+    /// [`row_major`]); `None` while every such box is empty.
+    last: Option<[u32; MAX_RANK]>,
     /// Whether the dependency map orders it (auto scope, tracked tensor, not `no_dep`).
     tracked: bool,
 }
@@ -449,6 +449,7 @@ impl<'p> Scope<'p> {
 
     /// Checks one access against its tensor and the task's earlier accesses, and
     /// adds it to `plan`.
+    #[inline]
     fn check_access<'a>(
         &self,
         info: AccessInfo<'a>,
@@ -456,40 +457,14 @@ impl<'p> Scope<'p> {
         plan: &mut Plan<'a>,
     ) -> Result<(), DataError> {
         let meta = info.meta;
-        if meta.tree != self.tree.id {
-            return Err(DataError::ForeignTensor {
-                task: task.clone(),
-                tensor: meta.name.clone(),
-                scope: self.name.clone(),
-            });
-        }
-        if self.kind == ScopeKind::Manual && !meta.manual && !info.no_dep {
-            return Err(DataError::TrackedTensorInManualScope {
-                task: task.clone(),
-                tensor: meta.name.clone(),
-                scope: self.name.clone(),
-            });
+        let manual_scope = self.kind == ScopeKind::Manual;
+        if meta.tree != self.tree.id || (manual_scope && !meta.manual && !info.no_dep) {
+            return Err(self.misplaced(info, task));
         }
         let from = plan.boxes.len();
-        info.region
-            .resolve_into(&meta.shape, &mut plan.boxes)
-            .map_err(|problem| {
-                let (tensor, region, shape) = (meta.name.clone(), *info.region, meta.shape.dims());
-                match problem {
-                    RegionProblem::OutOfBounds => DataError::OutOfBounds {
-                        task: task.clone(),
-                        tensor,
-                        region,
-                        shape,
-                    },
-                    RegionProblem::RankMismatch => DataError::RankMismatch {
-                        task: task.clone(),
-                        tensor,
-                        region,
-                        shape,
-                    },
-                }
-            })?;
+        if let Err(problem) = info.region.resolve_into(&meta.shape, &mut plan.boxes) {
+            return Err(region_error(info, task, problem));
+        }
         let boxes = &plan.boxes[from..];
         // D3 without comparing every pair in the common case: when each access of a
         // tensor starts after every earlier one ends in row-major order, none can
@@ -500,52 +475,126 @@ impl<'p> Scope<'p> {
             .rev()
             .find(|p| std::ptr::eq(p.info.meta, meta))
             .and_then(|p| p.last);
-        let first = boxes.iter().map(|b| row_major(b.start)).min();
-        let ordered = match (earlier, first) {
-            (Some(earlier), Some(first)) => earlier < first,
-            _ => true,
+        let (first, last) = match boxes {
+            [] => (None, None),
+            [only] => (Some(only.start), Some(only.end.map(|e| e - 1))),
+            _ => (
+                boxes
+                    .iter()
+                    .map(|b| b.start)
+                    .min_by_key(|&at| row_major(at)),
+                boxes
+                    .iter()
+                    .map(|b| b.end.map(|e| e - 1))
+                    .max_by_key(|&at| row_major(at)),
+            ),
         };
-        let last = boxes.iter().map(|b| row_major(b.end.map(|e| e - 1))).max();
-        let last = earlier.max(last);
-        let others = plan
-            .accesses
-            .iter()
-            .filter(|p| !ordered && std::ptr::eq(p.info.meta, meta));
-        for other in others {
-            let (mine, theirs) = (boxes, plan.boxes(other));
-            if !mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
-                continue;
-            }
-            // Overlapping (so neither is empty): the same region twice, or a write
-            // that would alias another view of this task.
-            if other.info.region == info.region {
-                return Err(DataError::DuplicateAccess {
-                    task: task.clone(),
-                    tensor: meta.name.clone(),
-                    region: *info.region,
-                    first: other.info.kind,
-                    second: info.kind,
-                });
-            }
-            if info.kind.writes() || other.info.kind.writes() {
-                return Err(DataError::OverlappingAccesses {
-                    task: task.clone(),
-                    tensor: meta.name.clone(),
-                    first: *other.info.region,
-                    first_kind: other.info.kind,
-                    second: *info.region,
-                    second_kind: info.kind,
-                });
-            }
+        if let (Some(earlier), Some(first)) = (earlier, first)
+            && row_major(earlier) >= row_major(first)
+        {
+            check_overlaps(info, task, plan, from)?;
         }
-        let tracked = self.kind == ScopeKind::Auto && !meta.manual && !info.no_dep;
-        let boxes = from as u32..plan.boxes.len() as u32;
+        let last = match (earlier, last) {
+            (Some(earlier), Some(last)) if row_major(earlier) > row_major(last) => Some(earlier),
+            (earlier, last) => last.or(earlier),
+        };
+        let tracked = !manual_scope && !meta.manual && !info.no_dep;
         plan.accesses.push(Planned {
             info,
-            boxes,
+            boxes: from as u32..plan.boxes.len() as u32,
             last,
             tracked,
         });
         Ok(())
     }
+
+    /// The error for an access to a tensor of another tree, or to a tracked tensor
+    /// in a manual scope.
+    #[cold]
+    fn misplaced(&self, info: AccessInfo<'_>, task: &Option<Cow<'static, str>>) -> DataError {
+        let meta = info.meta;
+        if meta.tree != self.tree.id {
+            DataError::ForeignTensor {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                scope: self.name.clone(),
+            }
+        } else {
+            DataError::TrackedTensorInManualScope {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                scope: self.name.clone(),
+            }
+        }
+    }
+}
+
+/// The error for a region that does not fit its tensor.
+#[cold]
+fn region_error(
+    info: AccessInfo<'_>,
+    task: &Option<Cow<'static, str>>,
+    problem: RegionProblem,
+) -> DataError {
+    let meta = info.meta;
+    let (tensor, region, shape) = (meta.name.clone(), *info.region, meta.shape.dims());
+    match problem {
+        RegionProblem::OutOfBounds => DataError::OutOfBounds {
+            task: task.clone(),
+            tensor,
+            region,
+            shape,
+        },
+        RegionProblem::RankMismatch => DataError::RankMismatch {
+            task: task.clone(),
+            tensor,
+            region,
+            shape,
+        },
+    }
+}
+
+/// D3, exactly: the access `info` (whose boxes are `plan.boxes[from..]`) against
+/// every earlier access of its tensor in `plan`.
+#[inline(never)]
+fn check_overlaps(
+    info: AccessInfo<'_>,
+    task: &Option<Cow<'static, str>>,
+    plan: &Plan<'_>,
+    from: usize,
+) -> Result<(), DataError> {
+    let meta = info.meta;
+    let mine = &plan.boxes[from..];
+    for other in plan
+        .accesses
+        .iter()
+        .filter(|p| std::ptr::eq(p.info.meta, meta))
+    {
+        let theirs = plan.boxes(other);
+        if !mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
+            continue;
+        }
+        // Overlapping (so neither is empty): the same region twice, or a write
+        // that would alias another view of this task.
+        if other.info.region == info.region {
+            return Err(DataError::DuplicateAccess {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                region: *info.region,
+                first: other.info.kind,
+                second: info.kind,
+            });
+        }
+        if info.kind.writes() || other.info.kind.writes() {
+            return Err(DataError::OverlappingAccesses {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                first: *other.info.region,
+                first_kind: other.info.kind,
+                second: *info.region,
+                second_kind: info.kind,
+            });
+        }
+    }
+    Ok(())
 }
