@@ -124,19 +124,6 @@ impl DepMap {
         tensor: u64,
         sink: &mut DepSink,
     ) {
-        let visit = |entry: &Entry, sink: &mut DepSink| {
-            if kind.reads() {
-                sink.push(entry.writer, DepKind::Raw, tensor);
-            }
-            if kind.writes() {
-                for &reader in &entry.readers {
-                    sink.push(reader, DepKind::War, tensor);
-                }
-                if entry.readers.is_empty() && !kind.reads() {
-                    sink.push(entry.writer, DepKind::Waw, tensor);
-                }
-            }
-        };
         // Fast path: one grid, and the query is one of its cells; then that cell is
         // the only box of the map that can overlap it (and the write covers nothing
         // else to retire).
@@ -144,13 +131,27 @@ impl DepMap {
             && let Some(cell) = grid.cell_of(query)
         {
             if let Some(entry) = grid.cells.get(cell) {
-                visit(entry, sink);
+                depend_on(entry, kind, tensor, sink);
             }
             return;
         }
+        self.lookup_in_every_grid(query, kind, tensor, sink);
+    }
+
+    /// [`DepMap::lookup`] off the fast path: every grid's overlapping entries.
+    #[inline(never)]
+    fn lookup_in_every_grid(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        tensor: u64,
+        sink: &mut DepSink,
+    ) {
         let mut emptied = false;
         for grid in &mut self.grids {
-            let removed = grid.visit(query, kind.writes(), |entry| visit(entry, sink));
+            let removed = grid.visit(query, kind.writes(), |entry| {
+                depend_on(entry, kind, tensor, sink)
+            });
             self.items -= removed;
             emptied |= grid.cells.is_empty();
         }
@@ -333,6 +334,23 @@ impl DepMap {
     #[cfg(test)]
     pub(crate) fn items(&self) -> usize {
         self.items
+    }
+}
+
+/// Adds to `sink` what an access of `kind` must follow in `entry` (the rules in the
+/// module docs).
+#[inline(always)]
+fn depend_on(entry: &Entry, kind: AccessKind, tensor: u64, sink: &mut DepSink) {
+    if kind.reads() {
+        sink.push(entry.writer, DepKind::Raw, tensor);
+    }
+    if kind.writes() {
+        for &reader in &entry.readers {
+            sink.push(reader, DepKind::War, tensor);
+        }
+        if entry.readers.is_empty() && !kind.reads() {
+            sink.push(entry.writer, DepKind::Waw, tensor);
+        }
     }
 }
 

@@ -214,12 +214,18 @@ impl<'p> Scope<'p> {
 }
 
 /// The declared accesses of one task, checked.
+///
+/// It lives in the submission future across its awaits, and a future is moved (in
+/// full) when it is awaited: room for a few accesses inline keeps that move short.
 #[derive(Default)]
 struct Plan<'a> {
-    accesses: SmallVec<[Planned<'a>; 8]>,
+    accesses: SmallVec<[Planned<'a>; PLANNED_INLINE]>,
     /// The boxes of every access, in declaration order.
-    boxes: SmallVec<[Bounds; 8]>,
+    boxes: SmallVec<[Bounds; PLANNED_INLINE]>,
 }
+
+/// Accesses (and boxes) a plan holds without allocating.
+const PLANNED_INLINE: usize = 5;
 
 /// One declared access, checked.
 struct Planned<'a> {
