@@ -32,7 +32,7 @@ use super::region::MAX_RANK;
 use crate::TaskId;
 
 /// Cells per page.
-pub(super) const PAGE: usize = 16;
+pub(super) const PAGE: usize = 32;
 
 /// Freed pages kept for reuse, at least (more while more pages are in use: a
 /// cleanup frees many pages at once, which the next submissions need again).
@@ -330,18 +330,19 @@ mod tests {
         let (task, _held) = ids(&rt, 5);
         let task = |i: u32| task[i as usize];
         let mut cells = Cells::default();
+        let page = PAGE as u32;
         let spots = [
             [0, 0, 0, 0],
-            [0, 0, 0, 15],
-            [0, 0, 0, 16],
+            [0, 0, 0, page - 1],
+            [0, 0, 0, page],
             [0, 0, 3, 1],
-            [7, 0, 0, 40],
+            [7, 0, 0, 2 * page + 8],
         ];
         for (i, k) in spots.into_iter().enumerate() {
             write(&mut cells, k, task(i as u32));
         }
         assert_eq!(cells.len(), 5);
-        // [0, 0, 0, 0] and [0, 0, 0, 15] share a page.
+        // [0, 0, 0, 0] and [0, 0, 0, PAGE - 1] share a page.
         assert_eq!(cells.pages(), 4);
         for (i, k) in spots.into_iter().enumerate() {
             assert_eq!(
@@ -370,27 +371,23 @@ mod tests {
         let rt = Runtime::builder().workers(1).build();
         let (task, _held) = ids(&rt, 1);
         let mut cells = Cells::default();
+        let window = 4 * PAGE as u32;
         for round in 0..100u32 {
-            // A window of 64 cells sliding along the innermost dimension.
-            for i in 0..64 {
-                write(&mut cells, [0, 0, 0, round * 64 + i], task[0]);
+            // A window of four pages of cells sliding along the innermost dimension.
+            for i in 0..window {
+                write(&mut cells, [0, 0, 0, round * window + i], task[0]);
             }
-            assert_eq!(cells.pages(), 64 / PAGE);
-            let mut removed = 0;
-            for i in 0..32 {
-                cells.remove(Cell::at([0, 0, 0, round * 64 + i]));
-                removed += 1;
+            assert_eq!(cells.pages(), 4);
+            for i in 0..window / 2 {
+                cells.remove(Cell::at([0, 0, 0, round * window + i]));
             }
-            assert_eq!(cells.len(), 64 - removed);
-            assert_eq!(cells.pages(), 32 / PAGE);
+            assert_eq!(cells.len(), window as usize / 2);
+            assert_eq!(cells.pages(), 2);
             cells.retain(|_, _| false);
             assert!(cells.is_empty());
             assert_eq!(cells.pages(), 0);
             assert!(cells.spare.len() <= SPARE_PAGES);
-            assert!(
-                cells.spare.len() >= 64 / PAGE,
-                "freed pages are kept for reuse"
-            );
+            assert!(cells.spare.len() >= 4, "freed pages are kept for reuse");
         }
         // Reused pages come back empty.
         assert!(cells.get(Cell::at([0, 0, 0, 0])).is_none());
