@@ -16,11 +16,11 @@
 //! one of its entries is live: a page whose last entry is removed (retired by a
 //! write, or pruned by the map's cleanup) is freed at once, and freed pages are kept
 //! for reuse up to as many as are in use (at least [`SPARE_PAGES`]). So the store
-//! holds at most two pages per live entry, plus the spares (`PAGE` entries per live
-//! entry in the worst case of scattered cells, about one when the live cells are
-//! dense), and the map's cleanup bounds the live entries by the tasks in flight or
-//! held: memory is bounded by the task window, not by the number of tasks ever
-//! submitted.
+//! holds at most one page in use per live entry and as many spares, plus
+//! [`SPARE_PAGES`]: `2 * PAGE` entries per live entry in the worst case of scattered
+//! cells, about one when the live cells are dense. The map's cleanup bounds the live
+//! entries by the tasks in flight or held: memory is bounded by the task window, not
+//! by the number of tasks ever submitted.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
