@@ -320,6 +320,12 @@ impl Region {
                 start: start.get() as usize,
                 len: (end.get() - start.get()) as usize,
             },
+            // A whole vector is a contiguous run (the same geometry as its tile,
+            // found without strides).
+            Repr::All if shape.rank() == 1 => Layout::Contiguous {
+                start: 0,
+                len: shape.len(),
+            },
             Repr::All => Layout::Tile(shape.full()),
             Repr::Tile { offset, extent, .. } => Layout::Tile(Bounds {
                 start: offset,
