@@ -53,11 +53,13 @@ impl Shape {
     }
 
     /// The number of dimensions the tensor was created with.
+    #[inline]
     pub(crate) fn rank(&self) -> usize {
         self.rank as usize
     }
 
     /// The four right-aligned dimensions.
+    #[inline]
     pub(crate) fn padded(&self) -> [u32; MAX_RANK] {
         self.dims
     }
@@ -71,11 +73,13 @@ impl Shape {
     }
 
     /// Number of elements.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.dims.iter().map(|&d| d as usize).product()
     }
 
     /// Row-major strides of the four padded dimensions.
+    #[inline]
     pub(crate) fn strides(&self) -> [usize; MAX_RANK] {
         let mut strides = [1usize; MAX_RANK];
         for d in (0..MAX_RANK - 1).rev() {
@@ -85,6 +89,7 @@ impl Shape {
     }
 
     /// The box of the whole tensor.
+    #[inline]
     pub(crate) fn full(&self) -> Bounds {
         Bounds {
             start: [0; MAX_RANK],
@@ -120,6 +125,7 @@ impl Bounds {
     }
 
     /// Whether the box has no element.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         (0..MAX_RANK).any(|d| self.start[d] >= self.end[d])
     }

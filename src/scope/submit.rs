@@ -216,7 +216,8 @@ impl<'p> Scope<'p> {
 /// The declared accesses of one task, checked.
 ///
 /// It lives in the submission future across its awaits, and a future is moved (in
-/// full) when it is awaited: room for a few accesses inline keeps that move short.
+/// full) when it is awaited: the inline room is a trade between that move and an
+/// allocation for tasks with more accesses.
 #[derive(Default)]
 struct Plan<'a> {
     accesses: SmallVec<[Planned<'a>; PLANNED_INLINE]>,
@@ -225,7 +226,7 @@ struct Plan<'a> {
 }
 
 /// Accesses (and boxes) a plan holds without allocating.
-const PLANNED_INLINE: usize = 5;
+const PLANNED_INLINE: usize = 8;
 
 /// One declared access, checked.
 struct Planned<'a> {
