@@ -44,9 +44,9 @@ use super::region::{Bounds, MAX_RANK};
 use crate::graph::DepKind;
 use crate::{Runtime, TaskId};
 
-/// Fewest entries and readers at which a cleanup runs (a few pages of memory: below
-/// that, cleanups would mostly revisit the entries of the tasks still in flight).
-const MIN_CLEANUP: usize = 2048;
+/// Fewest entries and readers at which a cleanup runs. (Raising it saves little, and
+/// the tests of cleanup use programs of a few thousand accesses.)
+const MIN_CLEANUP: usize = 256;
 
 /// The dependency map of one tensor. Only submitters write it; it is aligned to a
 /// cache line so that those writes do not evict the tensor's read-mostly fields
