@@ -146,6 +146,76 @@ fn a_write_overlapping_another_access_of_the_task_is_rejected() {
 }
 
 #[test]
+fn overlaps_are_found_in_any_declaration_order() {
+    // Accesses declared in increasing order skip the pairwise check; every other
+    // order must still find the overlap, wherever it is in the list.
+    let rt = runtime();
+    let scope = Scope::new(&rt, "s");
+    let v = scope.zeros::<u8>("v", [16]);
+    let w = scope.zeros::<u8>("w", [16]);
+    let m = scope.zeros::<u8>("m", [4, 4]);
+    let rejected = [
+        // Increasing, then one that overlaps the first (not the last) access.
+        vec![
+            v.write(0..4),
+            v.write(8..10),
+            v.write(12..16),
+            v.write(3..5),
+        ],
+        // Decreasing.
+        vec![v.write(12..16), v.write(8..10), v.write(9..10)],
+        // Another tensor's accesses in between.
+        vec![v.write(0..4), w.write(0..16), w.write(0..1)],
+    ];
+    for accesses in rejected {
+        let error = scope.task(accesses, |_| ()).submit_blocking().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                DataError::OverlappingAccesses { .. } | DataError::DuplicateAccess { .. }
+            ),
+            "{error:?}"
+        );
+    }
+    // Tiles whose row-major spans interleave (column 0, then column 1, then an
+    // element of column 0 again): only the exact check tells.
+    let column = |c: usize| m.write(Region::tile([0, c], [4, 1]));
+    let error = scope
+        .task(
+            vec![column(0), column(1), m.write(Region::element([2, 0]))],
+            |_| (),
+        )
+        .submit_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(error, DataError::OverlappingAccesses { .. }),
+        "{error:?}"
+    );
+    // Disjoint in any order is fine, as are empty regions anywhere.
+    let fine = vec![
+        v.write(8..10),
+        v.write(0..4),
+        v.write(4..4),
+        v.write(12..16),
+        v.write(10..12),
+        v.write(4..8),
+    ];
+    scope
+        .task(fine, |_| ())
+        .submit_blocking()
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+    let columns = vec![column(1), column(0), column(3), column(2)];
+    scope
+        .task(columns, |_| ())
+        .submit_blocking()
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+}
+
+#[test]
 fn a_rejected_submission_leaves_no_trace() {
     let rt = runtime();
     let scope = Scope::new(&rt, "s");

@@ -212,6 +212,9 @@ pub trait OwnedAccesses: sealed::Owned + Send + 'static {
     #[doc(hidden)]
     fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind));
     #[doc(hidden)]
+    /// Whether any access is to a manual tensor (then the run-time checker is used).
+    fn any_manual(&self) -> bool;
+    #[doc(hidden)]
     /// Marks the accesses as completed: the body returned successfully.
     fn complete(&mut self);
     #[doc(hidden)]
@@ -259,6 +262,11 @@ impl<T: Element, M: Mode> OwnedAccesses for OwnedAccess<T, M> {
         f(&self.tensor.meta, &self.region, M::KIND);
     }
 
+    #[inline]
+    fn any_manual(&self) -> bool {
+        self.tensor.meta.manual
+    }
+
     fn complete(&mut self) {
         self.completed = true;
     }
@@ -285,6 +293,9 @@ impl Accesses for () {
 impl OwnedAccesses for () {
     type Views<'v> = ();
     fn for_each_owned<'a>(&'a self, _: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {}
+    fn any_manual(&self) -> bool {
+        false
+    }
     fn complete(&mut self) {}
     unsafe fn views(&self) {}
 }
@@ -317,6 +328,11 @@ impl<O: OwnedAccesses> OwnedAccesses for Vec<O> {
         for access in self {
             access.for_each_owned(f);
         }
+    }
+
+    #[inline]
+    fn any_manual(&self) -> bool {
+        self.iter().any(OwnedAccesses::any_manual)
     }
 
     unsafe fn views<'v>(&'v self) -> Self::Views<'v> {
@@ -355,6 +371,11 @@ impl<O: OwnedAccesses, const N: usize> OwnedAccesses for [O; N] {
         for access in self {
             access.for_each_owned(f);
         }
+    }
+
+    #[inline]
+    fn any_manual(&self) -> bool {
+        self.iter().any(OwnedAccesses::any_manual)
     }
 
     unsafe fn views<'v>(&'v self) -> Self::Views<'v> {
@@ -397,6 +418,13 @@ macro_rules! tuple_accesses {
             fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
                 let ($($name,)+) = self;
                 $($name.for_each_owned(f);)+
+            }
+
+            #[allow(non_snake_case)]
+            #[inline]
+            fn any_manual(&self) -> bool {
+                let ($($name,)+) = self;
+                false $(|| $name.any_manual())+
             }
 
             #[allow(non_snake_case)]

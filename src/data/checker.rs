@@ -91,8 +91,12 @@ impl<'a> CheckGuard<'a> {
     /// Registers every access of `accesses` to a manual tensor. All or nothing: on a
     /// conflict, what was registered is removed again. Free when no access is to a
     /// manual tensor.
+    #[inline]
     pub(crate) fn acquire<O: OwnedAccesses>(accesses: &'a O) -> Result<Self, DataError> {
         let mut guard = CheckGuard { held: Vec::new() };
+        if !accesses.any_manual() {
+            return Ok(guard);
+        }
         let mut failure = None;
         accesses.for_each_owned(&mut |meta, region, kind| {
             if !meta.manual || failure.is_some() {

@@ -9,9 +9,11 @@
 //! grid, the one of its extent and of its offset modulo that extent (its phase). In
 //! one grid the boxes are the cells of a lattice, so two of them overlap only if
 //! they are equal, and the cells a query box can overlap are a computable index range.
-//! A query visits, per grid, either those cells (hash lookups) or all the grid's
-//! entries, whichever is fewer. A program of uniform tiles has one grid and pays one
-//! hash lookup per access; arbitrary mixes stay exact and degrade towards a scan.
+//! A query visits, per grid, either those cells or all the grid's entries, whichever
+//! is fewer. A grid stores its entries in pages of consecutive cells
+//! ([`cells`](super::cells)), so a program of uniform tiles has one grid and finds
+//! the cell of an access by index arithmetic (plus a small hash lookup when it moves
+//! to another page); arbitrary mixes stay exact and degrade towards a scan.
 //!
 //! # Rules
 //!
@@ -28,21 +30,22 @@
 //!   cleanup, finished tasks are dropped from them and empty entries removed. A task
 //!   that *failed* stays while its slot is held (by its scope), so later accesses
 //!   deterministically fail with it. The map's size is therefore bounded by the
-//!   tasks in flight or held, not by the tasks ever submitted.
+//!   tasks in flight or held, not by the tasks ever submitted (and the pages of a
+//!   grid by its live entries, see [`cells`](super::cells)).
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use smallvec::SmallVec;
 
 use super::access::AccessKind;
+use super::cells::{Cell, Cells, Entry, PAGE};
 use super::region::{Bounds, MAX_RANK};
 use crate::graph::DepKind;
 use crate::{Runtime, TaskId};
 
-/// Fewest entries and readers at which a cleanup runs.
+/// Fewest entries and readers at which a cleanup runs. (Raising it saves little, and
+/// the tests of cleanup use programs of a few thousand accesses.)
 const MIN_CLEANUP: usize = 256;
 
 /// The dependency map of one tensor. Only submitters write it; it is aligned to a
@@ -61,45 +64,16 @@ pub(crate) struct DepMap {
     retains_failures: bool,
 }
 
-/// The boxes of one extent and phase.
+/// The boxes of one extent and phase: cell `k` (lattice coordinates) spans
+/// `[phase + k * extent, phase + (k + 1) * extent)` per dimension.
 struct Grid {
     extent: [u32; MAX_RANK],
     phase: [u32; MAX_RANK],
-    /// Keyed by the box's start.
-    cells: HashMap<CellKey, Entry, BuildHasherDefault<FxHasher>>,
-}
-
-/// The start of a box, as a map key (hashed as two words).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct CellKey([u32; MAX_RANK]);
-
-impl Hash for CellKey {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let [a, b, c, d] = self.0.map(u64::from);
-        state.write_u64(a << 32 | b);
-        state.write_u64(c << 32 | d);
-    }
-}
-
-/// What the map knows about one box.
-struct Entry {
-    /// The last task that wrote the box, or `INVALID`.
-    writer: TaskId,
-    /// Tasks that read the box since that write.
-    readers: SmallVec<[TaskId; 2]>,
-    /// Scratch of the cleanup: which of the tasks above had finished.
-    finished: u64,
-}
-
-impl Default for Entry {
-    fn default() -> Self {
-        Entry {
-            writer: TaskId::INVALID,
-            readers: SmallVec::new(),
-            finished: 0,
-        }
-    }
+    /// `log2(extent)` per dimension, if every extent is a power of two (the usual
+    /// case: 1 in the padded dimensions, and tiles): then finding a cell takes no
+    /// division.
+    shift: Option<[u32; MAX_RANK]>,
+    cells: Cells,
 }
 
 impl Default for DepMap {
@@ -151,33 +125,34 @@ impl DepMap {
         tensor: u64,
         sink: &mut DepSink,
     ) {
-        let visit = |entry: &Entry, sink: &mut DepSink| {
-            if kind.reads() {
-                sink.push(entry.writer, DepKind::Raw, tensor);
-            }
-            if kind.writes() {
-                for &reader in &entry.readers {
-                    sink.push(reader, DepKind::War, tensor);
-                }
-                if entry.readers.is_empty() && !kind.reads() {
-                    sink.push(entry.writer, DepKind::Waw, tensor);
-                }
-            }
-        };
         // Fast path: one grid, and the query is one of its cells; then that cell is
         // the only box of the map that can overlap it (and the write covers nothing
         // else to retire).
-        if let [grid] = &self.grids[..]
-            && grid.has_cell(query)
+        if let [grid] = &mut self.grids[..]
+            && let Some(cell) = grid.cell_of(query)
         {
-            if let Some(entry) = grid.cells.get(&CellKey(query.start)) {
-                visit(entry, sink);
+            if let Some(entry) = grid.cells.get(cell) {
+                depend_on(entry, kind, tensor, sink);
             }
             return;
         }
+        self.lookup_in_every_grid(query, kind, tensor, sink);
+    }
+
+    /// [`DepMap::lookup`] off the fast path: every grid's overlapping entries.
+    #[inline(never)]
+    fn lookup_in_every_grid(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        tensor: u64,
+        sink: &mut DepSink,
+    ) {
         let mut emptied = false;
         for grid in &mut self.grids {
-            let removed = grid.visit(query, kind.writes(), |entry| visit(entry, sink));
+            let removed = grid.visit(query, kind.writes(), |entry| {
+                depend_on(entry, kind, tensor, sink)
+            });
             self.items -= removed;
             emptied |= grid.cells.is_empty();
         }
@@ -197,27 +172,15 @@ impl DepMap {
         rt: &Runtime,
         failures: &AtomicU64,
     ) {
-        let at = match self.grids.iter().position(|g| g.has_cell(query)) {
-            Some(at) => at,
-            None => {
-                let extent = query.extent();
-                self.grids.push(Grid {
-                    extent,
-                    phase: std::array::from_fn(|d| {
-                        remainder(query.start[d] as u64, extent[d] as u64) as u32
-                    }),
-                    cells: HashMap::default(),
-                });
-                self.grids.len() - 1
-            }
+        let (at, cell) = if let [grid] = &self.grids[..]
+            && let Some(cell) = grid.cell_of(query)
+        {
+            (0, cell)
+        } else {
+            self.grid_of(query)
         };
-        let entry = match self.grids[at].cells.entry(CellKey(query.start)) {
-            MapEntry::Occupied(occupied) => occupied.into_mut(),
-            MapEntry::Vacant(vacant) => {
-                self.items += 1;
-                vacant.insert(Entry::default())
-            }
-        };
+        let (entry, inserted) = self.grids[at].cells.get_or_insert(cell);
+        self.items += usize::from(inserted);
         if kind.writes() {
             self.items -= entry.readers.len();
             entry.readers.clear();
@@ -231,76 +194,136 @@ impl DepMap {
         }
     }
 
+    /// The grid of `query`'s extent and phase (added if missing): its position and
+    /// `query`'s cell in it.
+    fn grid_of(&mut self, query: &Bounds) -> (usize, Cell) {
+        let found = self
+            .grids
+            .iter()
+            .enumerate()
+            .find_map(|(at, grid)| Some((at, grid.cell_of(query)?)));
+        match found {
+            Some(found) => found,
+            None => self.new_grid(query),
+        }
+    }
+
+    /// Adds the grid of `query`'s extent and phase; returns its position and
+    /// `query`'s cell in it.
+    #[cold]
+    fn new_grid(&mut self, query: &Bounds) -> (usize, Cell) {
+        let extent = query.extent();
+        let grid = Grid {
+            extent,
+            phase: std::array::from_fn(|d| {
+                remainder(query.start[d] as u64, extent[d] as u64) as u32
+            }),
+            shift: extent
+                .iter()
+                .all(|e| e.is_power_of_two())
+                .then(|| extent.map(u32::trailing_zeros)),
+            cells: Cells::default(),
+        };
+        let cell = grid
+            .cell_of(query)
+            .expect("a box is a cell of its own grid");
+        self.grids.push(grid);
+        (self.grids.len() - 1, cell)
+    }
+
     /// Drops finished tasks (keeping held failures) and empty entries.
     ///
     /// Telling a failed task from a completed one takes a `TaskWatch` (an
     /// acquisition of its slot); telling finished from running takes one load. So the
     /// common case, where no task that accessed this tensor failed since the last
     /// cleanup (the tensor's `failures` count, which a task bumps before it finishes,
-    /// has not moved), prunes on the load alone: pass one notes which tasks have
-    /// finished, then the count is read, then pass two prunes only the tasks noted.
-    /// A failure of a task noted in pass one shows in the count (bumped before the
-    /// task finished, read after we saw it finished); a task that finishes later is
-    /// not pruned by this cleanup. Otherwise, or while failed tasks are retained,
-    /// every finished task's outcome is looked at.
+    /// has not moved), prunes on the load alone, one page at a time: pass one notes
+    /// which tasks of the page have finished, then the count is read, then pass two
+    /// prunes only the tasks noted. A failure of a task noted in pass one shows in the
+    /// count (bumped before the task finished, read after we saw it finished); a task
+    /// that finishes later is not pruned by this cleanup. Once the count has moved, or
+    /// while failed tasks are retained, every finished task's outcome is looked at.
+    #[inline(never)]
     fn cleanup(&mut self, rt: &Runtime, failures: &AtomicU64) {
-        let careful_already = self.retains_failures;
-        if !careful_already {
-            // Pass one: note in each entry which of its tasks have finished (bit 0:
-            // the writer, bit 1 + i: reader i; readers past 62 are not pruned here).
-            for entry in self.grids.iter_mut().flat_map(|g| g.cells.values_mut()) {
-                let mut finished =
-                    u64::from(entry.writer.is_valid() && rt.is_finished(entry.writer));
-                for (i, reader) in entry.readers.iter().take(63).enumerate() {
-                    finished |= u64::from(rt.is_finished(*reader)) << (i + 1);
-                }
-                entry.finished = finished;
-            }
+        let mut careful = self.retains_failures;
+        if careful {
+            // Acquire, as below: the count before any outcome is looked at.
+            self.failures_seen = failures.load(Ordering::Acquire);
         }
-        // Acquire: every failure counted by a task seen finished above is visible.
-        let failed = failures.load(Ordering::Acquire);
-        let careful = careful_already || failed != self.failures_seen;
-        self.failures_seen = failed;
         let mut retained = false;
         let mut items = 0;
-        for grid in &mut self.grids {
-            grid.cells.retain(|_, entry| {
-                if careful {
-                    let mut drop_task = |task: TaskId| match status(rt, task) {
-                        Status::Done => true,
-                        Status::Running => false,
-                        Status::Failed => {
-                            retained = true;
-                            false
-                        }
-                    };
-                    if entry.writer.is_valid() && drop_task(entry.writer) {
-                        entry.writer = TaskId::INVALID;
-                    }
-                    entry.readers.retain(|reader| !drop_task(*reader));
-                } else {
-                    let finished = entry.finished;
-                    if finished & 1 != 0 {
-                        entry.writer = TaskId::INVALID;
-                    }
-                    let mut bit = 1;
-                    entry.readers.retain(|_| {
-                        let done = bit < 64 && finished & (1 << bit) != 0;
-                        bit += 1;
-                        !done
-                    });
-                }
-                let keep = entry.writer.is_valid() || !entry.readers.is_empty();
-                if keep {
-                    items += 1 + entry.readers.len();
-                }
-                keep
-            });
-            // Give memory back after a burst, without churning: shrinking to fit
-            // and growing again would rehash on every cleanup.
-            if grid.cells.capacity() > 8 * grid.cells.len() + 1024 {
-                grid.cells.shrink_to(2 * grid.cells.len());
+        // A task's accesses are recorded together, so consecutive entries often name
+        // the same task: remember the last answer (a task seen running may finish
+        // meanwhile; it is then pruned by a later cleanup).
+        let mut last = (TaskId::INVALID, false);
+        let mut is_finished = |task: TaskId| {
+            if task != last.0 {
+                last = (task, rt.is_finished(task));
             }
+            last.1
+        };
+        let drop_task = |task: TaskId, retained: &mut bool| match status(rt, task) {
+            Status::Done => true,
+            Status::Running => false,
+            Status::Failed => {
+                *retained = true;
+                false
+            }
+        };
+        let failures_seen = &mut self.failures_seen;
+        for grid in &mut self.grids {
+            grid.cells.for_each_page(|entries| {
+                // Pass one: which tasks of each entry have finished (bit 0: the
+                // writer, bit 1 + i: reader i; readers past 62 are not pruned here).
+                let mut finished = [0u64; PAGE];
+                if !careful {
+                    for (entry, finished) in entries.iter().zip(&mut finished) {
+                        if !entry.is_live() {
+                            continue;
+                        }
+                        *finished = u64::from(entry.writer.is_valid() && is_finished(entry.writer));
+                        if !entry.readers.is_empty() {
+                            for (i, reader) in entry.readers.iter().take(63).enumerate() {
+                                *finished |= u64::from(is_finished(*reader)) << (i + 1);
+                            }
+                        }
+                    }
+                    // Acquire: every failure counted by a task seen finished above is
+                    // visible.
+                    let failed = failures.load(Ordering::Acquire);
+                    careful = failed != *failures_seen;
+                    *failures_seen = failed;
+                }
+                // Pass two.
+                for (entry, &finished) in entries.iter_mut().zip(&finished) {
+                    if !entry.is_live() {
+                        continue;
+                    }
+                    if careful {
+                        if entry.writer.is_valid() && drop_task(entry.writer, &mut retained) {
+                            entry.writer = TaskId::INVALID;
+                        }
+                        entry
+                            .readers
+                            .retain(|reader| !drop_task(*reader, &mut retained));
+                    } else {
+                        if finished & 1 != 0 {
+                            entry.writer = TaskId::INVALID;
+                        }
+                        if finished > 1 {
+                            let mut bit = 1;
+                            entry.readers.retain(|_| {
+                                let done = bit < 64 && finished & (1 << bit) != 0;
+                                bit += 1;
+                                !done
+                            });
+                        }
+                    }
+                    if entry.is_live() {
+                        items += 1 + entry.readers.len();
+                    }
+                }
+            });
         }
         self.retains_failures = retained;
         self.grids.retain(|grid| !grid.cells.is_empty());
@@ -312,6 +335,23 @@ impl DepMap {
     #[cfg(test)]
     pub(crate) fn items(&self) -> usize {
         self.items
+    }
+}
+
+/// Adds to `sink` what an access of `kind` must follow in `entry` (the rules in the
+/// module docs).
+#[inline(always)]
+fn depend_on(entry: &Entry, kind: AccessKind, tensor: u64, sink: &mut DepSink) {
+    if kind.reads() {
+        sink.push(entry.writer, DepKind::Raw, tensor);
+    }
+    if kind.writes() {
+        for &reader in &entry.readers {
+            sink.push(reader, DepKind::War, tensor);
+        }
+        if entry.readers.is_empty() && !kind.reads() {
+            sink.push(entry.writer, DepKind::Waw, tensor);
+        }
     }
 }
 
@@ -363,14 +403,53 @@ fn status(rt: &Runtime, task: TaskId) -> Status {
 }
 
 impl Grid {
-    /// Whether `query` is one of this grid's cells (same extent and phase).
-    #[inline]
-    fn has_cell(&self, query: &Bounds) -> bool {
-        (0..MAX_RANK).all(|d| {
+    /// `query`'s cell, if `query` is one of this grid's cells (same extent and
+    /// phase).
+    #[inline(always)]
+    fn cell_of(&self, query: &Bounds) -> Option<Cell> {
+        if let Some(shift) = self.shift {
+            // Branch-free over the dimensions: a difference in extent, or a start off
+            // the lattice, sets a bit of `off`. A start below the phase is off the
+            // lattice too: `start - phase` wraps to `2^32 - (phase - start)`, and as
+            // the extent divides 2^32 and `0 < phase - start < extent`, the extent
+            // does not divide that.
+            let mut k = [0u32; MAX_RANK];
+            let mut off = 0u32;
+            for d in 0..MAX_RANK {
+                let extent = self.extent[d];
+                let from = query.start[d].wrapping_sub(self.phase[d]);
+                off |= (query.end[d].wrapping_sub(query.start[d])) ^ extent;
+                off |= from & (extent - 1);
+                k[d] = from >> shift[d];
+            }
+            return (off == 0).then(|| Cell::at(k));
+        }
+        let mut k = [0u32; MAX_RANK];
+        for (d, k) in k.iter_mut().enumerate() {
             let extent = self.extent[d];
-            query.end[d] - query.start[d] == extent
-                && remainder(query.start[d] as u64, extent as u64) == self.phase[d] as u64
-        })
+            if query.end[d] - query.start[d] != extent {
+                return None;
+            }
+            // In phase: `start - phase` is a multiple of the extent (a start below
+            // the phase is not: the phase is less than the extent).
+            let from = query.start[d].checked_sub(self.phase[d])? as u64;
+            if remainder(from, extent as u64) != 0 {
+                return None;
+            }
+            *k = quotient(from, extent as u64) as u32;
+        }
+        Some(Cell::at(k))
+    }
+
+    /// The box of the cell at lattice coordinates `k` (of a recorded cell, so in
+    /// range).
+    #[inline]
+    fn cell_bounds(&self, k: [u32; MAX_RANK]) -> Bounds {
+        let start = std::array::from_fn(|d| self.phase[d] + k[d] * self.extent[d]);
+        Bounds {
+            start,
+            end: std::array::from_fn(|d| start[d] + self.extent[d]),
+        }
     }
 
     /// Calls `visit` for every entry overlapping `query`; with `retire`, removes the
@@ -392,51 +471,50 @@ impl Grid {
             }
             cells = cells.saturating_mul(last[d] - first[d]);
         }
-        let (extent, phase) = (self.extent, self.phase);
-        let own_grid = extent == query.extent();
-        let cell_at = |start: &[u32; MAX_RANK]| Bounds {
-            start: *start,
-            end: std::array::from_fn(|d| start[d] + extent[d]),
-        };
-        let retires = |start: &[u32; MAX_RANK]| {
-            retire && query.contains(&cell_at(start)) && !(own_grid && *start == query.start)
+        let own_grid = self.extent == query.extent();
+        let retires = |cell: &Bounds| {
+            retire && query.contains(cell) && !(own_grid && cell.start == query.start)
         };
         let mut removed = 0;
         if cells <= self.cells.len() as u64 {
-            let mut start = [0u32; MAX_RANK];
             for k0 in first[0]..last[0] {
                 for k1 in first[1]..last[1] {
                     for k2 in first[2]..last[2] {
                         for k3 in first[3]..last[3] {
-                            let mut outside = false;
-                            for (d, k) in [k0, k1, k2, k3].into_iter().enumerate() {
-                                let at = phase[d] as u64 + k * extent[d] as u64;
-                                outside |= at > u32::MAX as u64;
-                                start[d] = at as u32;
-                            }
-                            if outside {
+                            let k = [k0, k1, k2, k3];
+                            // Lattice coordinates past u32 lie past every recorded
+                            // cell (cells start below 2^32).
+                            if k.iter().any(|&k| k > u32::MAX as u64) {
                                 continue;
                             }
-                            let key = CellKey(start);
-                            let Some(entry) = self.cells.get(&key) else {
+                            let k = k.map(|k| k as u32);
+                            let cell = Cell::at(k);
+                            let Some(entry) = self.cells.get(cell) else {
                                 continue;
                             };
+                            let items = 1 + entry.readers.len();
                             visit(entry);
-                            if retires(&start) {
-                                removed += 1 + entry.readers.len();
-                                self.cells.remove(&key);
+                            if retires(&self.cell_bounds(k)) {
+                                removed += items;
+                                self.cells.remove(cell);
                             }
                         }
                     }
                 }
             }
         } else {
-            self.cells.retain(|CellKey(start), entry| {
-                if !cell_at(start).overlaps(query) {
+            let (phase, extent) = (self.phase, self.extent);
+            self.cells.retain(|k, entry| {
+                let start: [u32; MAX_RANK] = std::array::from_fn(|d| phase[d] + k[d] * extent[d]);
+                let cell = Bounds {
+                    start,
+                    end: std::array::from_fn(|d| start[d] + extent[d]),
+                };
+                if !cell.overlaps(query) {
                     return true;
                 }
                 visit(entry);
-                let retired = retires(start);
+                let retired = retires(&cell);
                 if retired {
                     removed += 1 + entry.readers.len();
                 }
@@ -447,9 +525,9 @@ impl Grid {
     }
 }
 
-/// The Firefox/rustc hash: one multiply-rotate per word, plenty for box starts.
+/// The Firefox/rustc hash: one multiply-rotate per word, plenty for page keys.
 #[derive(Default, Clone, Copy)]
-struct FxHasher {
+pub(super) struct FxHasher {
     hash: u64,
 }
 
@@ -602,6 +680,42 @@ mod tests {
             peak = peak.max(map.items());
         }
         assert!(peak <= 4 * 1024, "the map grew to {peak} items");
+    }
+
+    #[test]
+    fn a_box_off_a_grids_phase_is_not_its_cell() {
+        let rt = Runtime::builder().workers(1).build();
+        let (tasks, gate) = open_tasks(&rt, 3);
+        let [t0, t1, t2] = [0, 1, 2].map(|i| tasks[i].id());
+        let shape = Shape::new(&[64]).unwrap();
+        let mut map = DepMap::default();
+        // A grid of extent 4 and phase 2: cells 2..6, 6..10, ...
+        let cell = bounds(&shape, Region::range(2..6));
+        map.record(&cell, AccessKind::Write, t0, &rt, &NONE);
+        // 0..4 has the grid's extent but starts below its phase: it overlaps the
+        // cell 2..6 without being a cell of the grid.
+        let below = bounds(&shape, Region::range(0..4));
+        assert_eq!(
+            deps(&mut map, &below, AccessKind::Read),
+            [(t0, DepKind::Raw)]
+        );
+        map.record(&below, AccessKind::Write, t1, &rt, &NONE);
+        let mut found = deps(&mut map, &cell, AccessKind::Read);
+        found.sort();
+        assert_eq!(found, [(t0, DepKind::Raw), (t1, DepKind::Raw)]);
+        // Far cells of the first grid, and a box between the lattice points.
+        let far = bounds(&shape, Region::range(58..62));
+        map.record(&far, AccessKind::Write, t2, &rt, &NONE);
+        assert_eq!(deps(&mut map, &far, AccessKind::Read), [(t2, DepKind::Raw)]);
+        let between = bounds(&shape, Region::range(59..63));
+        assert_eq!(
+            deps(&mut map, &between, AccessKind::Read),
+            [(t2, DepKind::Raw)]
+        );
+        drop(gate);
+        for task in tasks {
+            task.wait_blocking().unwrap();
+        }
     }
 
     #[test]

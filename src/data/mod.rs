@@ -135,6 +135,7 @@
 )]
 
 mod access;
+mod cells;
 mod checker;
 pub(crate) mod dep_map;
 mod element;
@@ -153,5 +154,5 @@ pub use view::{RowsMut, View, ViewMut};
 pub(crate) use access::AccessInfo;
 pub(crate) use checker::{CheckGuard, Checker};
 pub(crate) use dep_map::{DepMap, DepSink};
-pub(crate) use region::{Boxes, RegionProblem, Shape, ShapeProblem};
+pub(crate) use region::{Bounds, RegionProblem, Shape, ShapeProblem};
 pub(crate) use tensor::{TensorInner, TensorMeta};

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::ops::{Range, RangeFull};
 
-use smallvec::SmallVec;
+use smallvec::{Array, SmallVec};
 
 /// The highest tensor rank.
 pub const MAX_RANK: usize = 4;
@@ -53,11 +53,13 @@ impl Shape {
     }
 
     /// The number of dimensions the tensor was created with.
+    #[inline]
     pub(crate) fn rank(&self) -> usize {
         self.rank as usize
     }
 
     /// The four right-aligned dimensions.
+    #[inline]
     pub(crate) fn padded(&self) -> [u32; MAX_RANK] {
         self.dims
     }
@@ -71,11 +73,13 @@ impl Shape {
     }
 
     /// Number of elements.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.dims.iter().map(|&d| d as usize).product()
     }
 
     /// Row-major strides of the four padded dimensions.
+    #[inline]
     pub(crate) fn strides(&self) -> [usize; MAX_RANK] {
         let mut strides = [1usize; MAX_RANK];
         for d in (0..MAX_RANK - 1).rev() {
@@ -85,6 +89,7 @@ impl Shape {
     }
 
     /// The box of the whole tensor.
+    #[inline]
     pub(crate) fn full(&self) -> Bounds {
         Bounds {
             start: [0; MAX_RANK],
@@ -120,6 +125,7 @@ impl Bounds {
     }
 
     /// Whether the box has no element.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         (0..MAX_RANK).any(|d| self.start[d] >= self.end[d])
     }
@@ -223,7 +229,35 @@ impl Region {
     /// The boxes this region covers in a tensor of `shape`; empty boxes are left out.
     pub(crate) fn resolve(&self, shape: &Shape) -> Result<Boxes, RegionProblem> {
         let mut boxes = Boxes::new();
+        self.resolve_into(shape, &mut boxes)?;
+        Ok(boxes)
+    }
+
+    /// [`Region::resolve`], appending the boxes to `boxes` (in row-major order of
+    /// their starts); on error, nothing is appended.
+    #[inline]
+    pub(crate) fn resolve_into<A: Array<Item = Bounds>>(
+        &self,
+        shape: &Shape,
+        boxes: &mut SmallVec<A>,
+    ) -> Result<(), RegionProblem> {
         match self.0 {
+            Repr::Range { start, end } if shape.rank() == 1 => {
+                // A range of a vector: one box, and no arithmetic beyond the check.
+                let (start, end) = (start.get(), end.get());
+                if start > end || end > shape.padded()[MAX_RANK - 1] as u64 {
+                    return Err(RegionProblem::OutOfBounds);
+                }
+                if start < end {
+                    let mut bounds = Bounds {
+                        start: [0; MAX_RANK],
+                        end: [1; MAX_RANK],
+                    };
+                    bounds.start[MAX_RANK - 1] = start as u32;
+                    bounds.end[MAX_RANK - 1] = end as u32;
+                    boxes.push(bounds);
+                }
+            }
             Repr::All if shape.len() > 0 => boxes.push(shape.full()),
             Repr::All => {}
             Repr::Range { start, end } => {
@@ -253,7 +287,7 @@ impl Region {
                     bounds.end[MAX_RANK - 1] = (rest + (end - start)) as u32;
                     boxes.push(bounds);
                 } else {
-                    decompose_range(start, end, 0, [0; MAX_RANK], &dims, &mut boxes);
+                    decompose_range(start, end, 0, [0; MAX_RANK], &dims, boxes);
                 }
             }
             Repr::Tile {
@@ -282,7 +316,7 @@ impl Region {
             }
             Repr::Unrepresentable { .. } => return Err(RegionProblem::RankMismatch),
         }
-        Ok(boxes)
+        Ok(())
     }
 
     /// Where a view of this (valid) region lies in a tensor of `shape`.
@@ -291,6 +325,12 @@ impl Region {
             Repr::Range { start, end } => Layout::Contiguous {
                 start: start.get() as usize,
                 len: (end.get() - start.get()) as usize,
+            },
+            // A whole vector is a contiguous run (the same geometry as its tile,
+            // found without strides).
+            Repr::All if shape.rank() == 1 => Layout::Contiguous {
+                start: 0,
+                len: shape.len(),
             },
             Repr::All => Layout::Tile(shape.full()),
             Repr::Tile { offset, extent, .. } => Layout::Tile(Bounds {
@@ -335,13 +375,13 @@ pub(crate) enum RegionProblem {
 /// Splits the flat range `[start, end)` of the sub-array of dimensions `level..`
 /// (whose outer coordinates are fixed by `prefix`) into boxes: a partial slice at
 /// the start, whole slices in the middle, a partial slice at the end, recursively.
-fn decompose_range(
+fn decompose_range<A: Array<Item = Bounds>>(
     start: u64,
     end: u64,
     level: usize,
     prefix: [u32; MAX_RANK],
     dims: &[u32; MAX_RANK],
-    out: &mut Boxes,
+    out: &mut SmallVec<A>,
 ) {
     if start >= end {
         return;

@@ -16,7 +16,7 @@ use super::region::{Layout, MAX_RANK, Region, Shape};
 
 /// Where a view's elements lie in its tensor's buffer.
 #[doc(hidden)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Geometry {
     rank: u8,
     /// Extents of the region, right-aligned.
@@ -511,5 +511,28 @@ impl<T: Element> fmt::Debug for ViewMut<'_, T> {
         f.debug_struct("ViewMut")
             .field("shape", &self.shape())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_vector_has_the_geometry_of_its_tile() {
+        // `Region::all()` of a vector takes the contiguous shortcut: the same view.
+        for len in [0, 1, 7, 64] {
+            let shape = Shape::new(&[len]).unwrap();
+            assert_eq!(
+                Geometry::new(&shape, &Region::all()),
+                Geometry::new(&shape, &Region::tile([0], [len])),
+                "length {len}"
+            );
+        }
+        // Not for matrices: their views keep rows.
+        let shape = Shape::new(&[2, 3]).unwrap();
+        let all = Geometry::new(&shape, &Region::all());
+        assert_eq!(all, Geometry::new(&shape, &Region::tile([0, 0], [2, 3])));
+        assert_eq!(all.shape(), [2, 3]);
     }
 }

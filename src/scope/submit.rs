@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::pin::Pin;
 
 use smallvec::SmallVec;
@@ -14,7 +15,9 @@ use super::ScopeKind;
 use super::body::{
     AsyncBody, AsyncViewsFn, BoxError, DataflowBody, SyncBody, TaskBody, TryAsyncBody, TrySyncBody,
 };
-use crate::data::{AccessInfo, Accesses, Boxes, DepSink, RegionProblem, TensorMeta, ViewsOf};
+use crate::data::{
+    AccessInfo, Accesses, Bounds, DepSink, MAX_RANK, RegionProblem, TensorMeta, ViewsOf,
+};
 use crate::error::DataError;
 use crate::graph::{EdgeSource, GraphEdge, GraphTask};
 use crate::{Inputs, Task, TaskId};
@@ -210,12 +213,47 @@ impl<'p> Scope<'p> {
     }
 }
 
+/// The declared accesses of one task, checked.
+///
+/// It lives in the submission future across its awaits, and a future is moved (in
+/// full) when it is awaited: the inline room is a trade between that move and an
+/// allocation for tasks with more accesses.
+#[derive(Default)]
+struct Plan<'a> {
+    accesses: SmallVec<[Planned<'a>; PLANNED_INLINE]>,
+    /// The boxes of every access, in declaration order.
+    boxes: SmallVec<[Bounds; PLANNED_INLINE]>,
+}
+
+/// Accesses (and boxes) a plan holds without allocating.
+const PLANNED_INLINE: usize = 8;
+
 /// One declared access, checked.
 struct Planned<'a> {
     info: AccessInfo<'a>,
-    boxes: Boxes,
+    /// Its boxes, in `Plan::boxes`.
+    boxes: Range<u32>,
+    /// The last element, in row-major order, of every box of this tensor declared
+    /// so far by the task, up to this access (the greatest `end - 1` by
+    /// [`row_major`]); `None` while every such box is empty.
+    last: Option<[u32; MAX_RANK]>,
     /// Whether the dependency map orders it (auto scope, tracked tensor, not `no_dep`).
     tracked: bool,
+}
+
+impl Plan<'_> {
+    /// The boxes of `access`.
+    #[inline]
+    fn boxes(&self, access: &Planned<'_>) -> &[Bounds] {
+        &self.boxes[access.boxes.start as usize..access.boxes.end as usize]
+    }
+}
+
+/// Coordinates as one number that compares as the elements' row-major order does
+/// (lexicographically).
+#[inline]
+fn row_major(at: [u32; MAX_RANK]) -> u128 {
+    at.iter().fold(0, |key, &c| key << 32 | c as u128)
 }
 
 impl<'s, 'p, A, B> DataSubmit<'s, 'p, A, B>
@@ -280,7 +318,7 @@ where
             after,
         } = self;
         let tree = &*scope.tree;
-        let mut plan = SmallVec::<[Planned<'_>; 8]>::new();
+        let mut plan = Plan::default();
         scope.plan(&accesses, &name, &mut plan)?;
         // D1: from here to the end, this submission is the only one of the tree.
         let mut guard = tree.lock().await;
@@ -293,9 +331,9 @@ where
         }
         body.for_each_input(&mut |id| deps.ids.push(id));
         let given = deps.ids.len();
-        for access in plan.iter().filter(|a| a.tracked) {
+        for access in plan.accesses.iter().filter(|a| a.tracked) {
             let map = access.info.meta.map.get(&mut guard);
-            for bounds in &access.boxes {
+            for bounds in plan.boxes(access) {
                 map.lookup(bounds, access.info.kind, access.info.meta.id, &mut deps);
             }
         }
@@ -311,9 +349,9 @@ where
             return Ok(task);
         }
         // D2: record the accesses before any later submission can look them up.
-        for access in plan.iter().filter(|a| a.tracked) {
+        for access in plan.accesses.iter().filter(|a| a.tracked) {
             let map = access.info.meta.map.get(&mut guard);
-            for bounds in &access.boxes {
+            for bounds in plan.boxes(access) {
                 let failures = &access.info.meta.failures;
                 map.record(bounds, access.info.kind, id, &tree.rt, failures);
             }
@@ -402,7 +440,7 @@ impl<'p> Scope<'p> {
         &self,
         accesses: &'a A,
         task: &Option<Cow<'static, str>>,
-        plan: &mut SmallVec<[Planned<'a>; 8]>,
+        plan: &mut Plan<'a>,
     ) -> Result<(), DataError> {
         let mut outcome = Ok(());
         accesses.for_each(&mut |info| {
@@ -418,77 +456,152 @@ impl<'p> Scope<'p> {
 
     /// Checks one access against its tensor and the task's earlier accesses, and
     /// adds it to `plan`.
+    #[inline]
     fn check_access<'a>(
         &self,
         info: AccessInfo<'a>,
         task: &Option<Cow<'static, str>>,
-        plan: &mut SmallVec<[Planned<'a>; 8]>,
+        plan: &mut Plan<'a>,
     ) -> Result<(), DataError> {
         let meta = info.meta;
-        if meta.tree != self.tree.id {
-            return Err(DataError::ForeignTensor {
-                task: task.clone(),
-                tensor: meta.name.clone(),
-                scope: self.name.clone(),
-            });
+        let manual_scope = self.kind == ScopeKind::Manual;
+        if meta.tree != self.tree.id || (manual_scope && !meta.manual && !info.no_dep) {
+            return Err(self.misplaced(info, task));
         }
-        if self.kind == ScopeKind::Manual && !meta.manual && !info.no_dep {
-            return Err(DataError::TrackedTensorInManualScope {
-                task: task.clone(),
-                tensor: meta.name.clone(),
-                scope: self.name.clone(),
-            });
+        let from = plan.boxes.len();
+        if let Err(problem) = info.region.resolve_into(&meta.shape, &mut plan.boxes) {
+            return Err(region_error(info, task, problem));
         }
-        let boxes = info.region.resolve(&meta.shape).map_err(|problem| {
-            let (tensor, region, shape) = (meta.name.clone(), *info.region, meta.shape.dims());
-            match problem {
-                RegionProblem::OutOfBounds => DataError::OutOfBounds {
-                    task: task.clone(),
-                    tensor,
-                    region,
-                    shape,
-                },
-                RegionProblem::RankMismatch => DataError::RankMismatch {
-                    task: task.clone(),
-                    tensor,
-                    region,
-                    shape,
-                },
-            }
-        })?;
-        for other in plan.iter().filter(|p| std::ptr::eq(p.info.meta, meta)) {
-            let (mine, theirs) = (&boxes[..], &other.boxes[..]);
-            if !mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
-                continue;
-            }
-            // Overlapping (so neither is empty): the same region twice, or a write
-            // that would alias another view of this task.
-            if other.info.region == info.region {
-                return Err(DataError::DuplicateAccess {
-                    task: task.clone(),
-                    tensor: meta.name.clone(),
-                    region: *info.region,
-                    first: other.info.kind,
-                    second: info.kind,
-                });
-            }
-            if info.kind.writes() || other.info.kind.writes() {
-                return Err(DataError::OverlappingAccesses {
-                    task: task.clone(),
-                    tensor: meta.name.clone(),
-                    first: *other.info.region,
-                    first_kind: other.info.kind,
-                    second: *info.region,
-                    second_kind: info.kind,
-                });
-            }
+        let boxes = &plan.boxes[from..];
+        // D3 without comparing every pair in the common case: when each access of a
+        // tensor starts after every earlier one ends in row-major order, none can
+        // overlap (a box's elements lie between its start and its `end - 1`).
+        let earlier = plan
+            .accesses
+            .iter()
+            .rev()
+            .find(|p| std::ptr::eq(p.info.meta, meta))
+            .and_then(|p| p.last);
+        let (first, last) = match boxes {
+            [] => (None, None),
+            [only] => (Some(only.start), Some(only.end.map(|e| e - 1))),
+            _ => (
+                boxes
+                    .iter()
+                    .map(|b| b.start)
+                    .min_by_key(|&at| row_major(at)),
+                boxes
+                    .iter()
+                    .map(|b| b.end.map(|e| e - 1))
+                    .max_by_key(|&at| row_major(at)),
+            ),
+        };
+        if let (Some(earlier), Some(first)) = (earlier, first)
+            && row_major(earlier) >= row_major(first)
+        {
+            check_overlaps(info, task, plan, from)?;
         }
-        let tracked = self.kind == ScopeKind::Auto && !meta.manual && !info.no_dep;
-        plan.push(Planned {
+        let last = match (earlier, last) {
+            (Some(earlier), Some(last)) if row_major(earlier) > row_major(last) => Some(earlier),
+            (earlier, last) => last.or(earlier),
+        };
+        let tracked = !manual_scope && !meta.manual && !info.no_dep;
+        plan.accesses.push(Planned {
             info,
-            boxes,
+            boxes: from as u32..plan.boxes.len() as u32,
+            last,
             tracked,
         });
         Ok(())
     }
+
+    /// The error for an access to a tensor of another tree, or to a tracked tensor
+    /// in a manual scope.
+    #[cold]
+    fn misplaced(&self, info: AccessInfo<'_>, task: &Option<Cow<'static, str>>) -> DataError {
+        let meta = info.meta;
+        if meta.tree != self.tree.id {
+            DataError::ForeignTensor {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                scope: self.name.clone(),
+            }
+        } else {
+            DataError::TrackedTensorInManualScope {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                scope: self.name.clone(),
+            }
+        }
+    }
+}
+
+/// The error for a region that does not fit its tensor.
+#[cold]
+fn region_error(
+    info: AccessInfo<'_>,
+    task: &Option<Cow<'static, str>>,
+    problem: RegionProblem,
+) -> DataError {
+    let meta = info.meta;
+    let (tensor, region, shape) = (meta.name.clone(), *info.region, meta.shape.dims());
+    match problem {
+        RegionProblem::OutOfBounds => DataError::OutOfBounds {
+            task: task.clone(),
+            tensor,
+            region,
+            shape,
+        },
+        RegionProblem::RankMismatch => DataError::RankMismatch {
+            task: task.clone(),
+            tensor,
+            region,
+            shape,
+        },
+    }
+}
+
+/// D3, exactly: the access `info` (whose boxes are `plan.boxes[from..]`) against
+/// every earlier access of its tensor in `plan`.
+#[inline(never)]
+fn check_overlaps(
+    info: AccessInfo<'_>,
+    task: &Option<Cow<'static, str>>,
+    plan: &Plan<'_>,
+    from: usize,
+) -> Result<(), DataError> {
+    let meta = info.meta;
+    let mine = &plan.boxes[from..];
+    for other in plan
+        .accesses
+        .iter()
+        .filter(|p| std::ptr::eq(p.info.meta, meta))
+    {
+        let theirs = plan.boxes(other);
+        if !mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
+            continue;
+        }
+        // Overlapping (so neither is empty): the same region twice, or a write
+        // that would alias another view of this task.
+        if other.info.region == info.region {
+            return Err(DataError::DuplicateAccess {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                region: *info.region,
+                first: other.info.kind,
+                second: info.kind,
+            });
+        }
+        if info.kind.writes() || other.info.kind.writes() {
+            return Err(DataError::OverlappingAccesses {
+                task: task.clone(),
+                tensor: meta.name.clone(),
+                first: *other.info.region,
+                first_kind: other.info.kind,
+                second: *info.region,
+                second_kind: info.kind,
+            });
+        }
+    }
+    Ok(())
 }

@@ -52,9 +52,16 @@ impl Tree {
     }
 
     /// Takes the submission lock.
+    #[inline]
     pub(crate) async fn lock(&self) -> TreeGuard<'_> {
+        // Uncontended (one orchestrator, the common case), the lock is one atomic
+        // operation: no lock future to build, poll and drop.
+        let lock = match self.lock.try_lock() {
+            Some(lock) => lock,
+            None => self.lock.lock().await,
+        };
         TreeGuard {
-            _lock: self.lock.lock().await,
+            _lock: lock,
             tree: self.id,
         }
     }
