@@ -15,8 +15,25 @@
 //! Messages of one producer keep their order (its claims are increasing), none is
 //! lost or read twice (each position is claimed once and read once), and a full ring
 //! makes producers wait — they never drop a message and never hold a lock while
-//! waiting. A drainer that meets a claimed but unpublished cell stops its batch there;
-//! the producer's notification after publishing brings a drainer back.
+//! waiting. A drainer that meets a claimed but unpublished cell stops its batch there.
+//!
+//! # Notifying before the publish
+//!
+//! [`Mailbox::push`] runs the caller's `before_publish` *after the claim and before
+//! the publish*, so that the publishing store can be the producer's last access to
+//! the mailbox and whatever owns it: once a drainer can see the message, the producer
+//! is done, and the drainer may let the runtime go (rule R12 in `crate::deferred`).
+//! The completion path decides there whether a sleeper must be woken (the first half
+//! of the sleep protocol's notification: its SeqCst fence and reads); only if one
+//! must, it takes a strong count of the runtime before the publish and wakes the
+//! sleeper after it (so a woken worker finds the message published, rather than
+//! preempting the producer before its publish and spinning on it).
+//!
+//! For the sleep protocol the claim is the push: [`Mailbox::has_claims`] (tail ≠
+//! head) is what a worker's decisive last look checks, so a worker that would sleep
+//! sees a claimed message even before it is published, and keeps looking (it does
+//! not sleep) until the publish lets it drain. The claim is sequenced before the
+//! producer's SeqCst fence, which is all the proof in `crate::sleep` needs of a push.
 //!
 //! Why not `async-channel` or crossbeam-channel: the scheduler wants to take a batch
 //! of completions under one drain flag without per-message synchronization on the
@@ -84,7 +101,10 @@ impl<T> Mailbox<T> {
     }
 
     /// Posts `message`, waiting (spinning, then yielding) while the ring is full.
-    pub(crate) fn push(&self, message: T) {
+    /// `before_publish` runs after the claim and before the publish (see "Notifying
+    /// before the publish"), and its result is returned; the publishing store is the
+    /// last access to `self`.
+    pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce() -> R) -> R {
         let position = self.tail.fetch_add(1, Ordering::Relaxed);
         let cell = self.cell(position);
         let mut spins = 0u32;
@@ -101,9 +121,19 @@ impl<T> Mailbox<T> {
         // producer that claimed `position` writes it.
         cell.message
             .with_mut(|slot| unsafe { (*slot).write(message) });
-        // Publish the payload to the drainer.
+        let result = before_publish();
+        // Publish the payload to the drainer. Nothing of `self` is touched after this.
         cell.sequence
             .store(position.wrapping_add(1), Ordering::Release);
+        result
+    }
+
+    /// Whether a message was claimed and not yet drained (published or not): the
+    /// decisive look of a worker about to sleep (see "Notifying before the publish").
+    /// May say `true` spuriously (a stale `head`), never `false` for a claim ordered
+    /// before the caller's SeqCst fence.
+    pub(crate) fn has_claims(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) != self.drainer.head.load(Ordering::Relaxed)
     }
 
     /// Whether a published message may be waiting (a cheap look for idle workers).
@@ -166,7 +196,7 @@ mod tests {
                 let mailbox = mailbox.clone();
                 std::thread::spawn(move || {
                     for i in 0..10_000 {
-                        mailbox.push((p, i));
+                        mailbox.push((p, i), || {});
                     }
                 })
             })
