@@ -24,7 +24,8 @@
 //! the mailbox and whatever owns it: once a drainer can see the message, the producer
 //! is done, and the drainer may let the runtime go (rule R12 in `crate::deferred`).
 //! The completion path decides there whether a sleeper must be woken (the first half
-//! of the sleep protocol's notification: its SeqCst fence and reads); only if one
+//! of the sleep protocol's notification: its reads of the sleep counts, ordered by
+//! the claim, a SeqCst RMW, instead of a fence); only if one
 //! must, it takes a strong count of the runtime before the publish and wakes the
 //! sleeper after it (so a woken worker finds the message published, rather than
 //! preempting the producer before its publish and spinning on it).
@@ -32,8 +33,9 @@
 //! For the sleep protocol the claim is the push: [`Mailbox::has_claims`] (tail ≠
 //! head) is what a worker's decisive last look checks, so a worker that would sleep
 //! sees a claimed message even before it is published, and keeps looking (it does
-//! not sleep) until the publish lets it drain. The claim is sequenced before the
-//! producer's SeqCst fence, which is all the proof in `crate::sleep` needs of a push.
+//! not sleep) until the publish lets it drain. The claim is a SeqCst RMW sequenced
+//! before the producer's SeqCst reads of the sleep counts, which is all the proof in
+//! `crate::sleep` needs of a push and its fence (see there).
 //!
 //! Why not `async-channel` or crossbeam-channel: the scheduler wants to take a batch
 //! of completions under one drain flag without per-message synchronization on the
@@ -105,7 +107,9 @@ impl<T> Mailbox<T> {
     /// before the publish"), and its result is returned; the publishing store is the
     /// last access to `self`.
     pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce() -> R) -> R {
-        let position = self.tail.fetch_add(1, Ordering::Relaxed);
+        // SeqCst: the claim is the push of the sleep protocol, and a SeqCst RMW lets the
+        // caller read the sleep counts without a fence of its own (`crate::sleep`).
+        let position = self.tail.fetch_add(1, Ordering::SeqCst);
         let cell = self.cell(position);
         let mut spins = 0u32;
         // Wait until the drainer freed this cell for our lap.
@@ -142,10 +146,25 @@ impl<T> Mailbox<T> {
         self.cell(head).sequence.load(Ordering::Acquire) != head.wrapping_add(1)
     }
 
+    /// Whether a published message waits and nobody is draining: the look of an idle
+    /// worker for work it can take (a drainer at work is responsible for the rest).
+    /// Reads the drainer's line, written once per batch, before any cell.
+    pub(crate) fn needs_drainer(&self) -> bool {
+        !self.drainer.draining.load(Ordering::Relaxed) && !self.is_empty()
+    }
+
     /// Takes up to `max` messages in order and gives each to `handle`. Returns how many,
     /// or `None` if another thread is draining.
+    ///
+    /// `head` is stored once, at the end of the batch: meanwhile the idle workers'
+    /// looks read a stale head, which can only make them see work that is being
+    /// drained (and the flag tells them so), never miss a claim.
     pub(crate) fn drain(&self, max: usize, mut handle: impl FnMut(T)) -> Option<usize> {
-        if self.drainer.draining.swap(true, Ordering::Acquire) {
+        // Look before the swap: a worker finding the flag taken leaves the drainer's
+        // line shared instead of taking it away once per look.
+        if self.drainer.draining.load(Ordering::Relaxed)
+            || self.drainer.draining.swap(true, Ordering::Acquire)
+        {
             return None;
         }
         let mut head = self.drainer.head.load(Ordering::Relaxed);
@@ -164,10 +183,10 @@ impl<T> Mailbox<T> {
             cell.sequence
                 .store(head.wrapping_add(self.cells.len()), Ordering::Release);
             head = head.wrapping_add(1);
-            self.drainer.head.store(head, Ordering::Relaxed);
             taken += 1;
             handle(message);
         }
+        self.drainer.head.store(head, Ordering::Relaxed);
         self.drainer.draining.store(false, Ordering::Release);
         Some(taken)
     }

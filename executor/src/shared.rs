@@ -231,7 +231,7 @@ impl Shared {
     /// spinning worker, which keeps off the line the mailbox's producers write.
     pub(crate) fn has_visible_work(&self) -> bool {
         !self.injector.is_empty()
-            || !self.mailbox.is_empty()
+            || self.mailbox.needs_drainer()
             || self.releases.is_pending()
             || self.stealers.iter().any(|s| !s.is_empty())
     }

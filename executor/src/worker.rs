@@ -238,13 +238,18 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         // tasks are never starved by a long local chain.
         // Slot holds handed over by submitters (`HeldTasks::release_later`) likewise.
         if handoff.is_none() || since_drain >= DRAIN_EVERY {
-            if !shared.mailbox.is_empty() {
+            if shared.mailbox.needs_drainer() {
                 since_drain = 0;
                 let drained = shared.drain_mailbox(&mut handoff);
                 if drained > 0 {
                     state.progress.add(1);
                     state.drains.add(1);
                     state.drained.add(drained as u64);
+                    // More mail and nothing else to run: drain again at once rather
+                    // than going through the search (steal, searcher role) per batch.
+                    if handoff.is_none() && ctx.local.is_empty() && shared.mailbox.needs_drainer() {
+                        continue;
+                    }
                 }
             }
             if shared.run_releases() {
