@@ -442,7 +442,7 @@ impl Shared {
         // the runtime only through a strong count taken before it (R12), which it takes
         // only when it has a sleeper to wake, a syscall that dwarfs the count.
         let waker = shared.mailbox.push(completion, || {
-            shared.sleep.must_wake_after_seqcst_push().then(|| {
+            shared.sleep.must_wake().then(|| {
                 // SAFETY: the report is not published yet, so the runtime is alive
                 // (R12), and `this` came from its `Arc`.
                 unsafe {

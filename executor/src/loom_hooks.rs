@@ -130,10 +130,7 @@ impl Mailbox {
     /// Posts `message` as a token's report does: decides before the publish whether
     /// `sleep` has a sleeper to wake, and wakes it after the publish.
     pub fn push_notifying(&self, message: (usize, usize), sleep: &Sleep) {
-        if self
-            .0
-            .push(message, || sleep.0.must_wake_after_seqcst_push())
-        {
+        if self.0.push(message, || sleep.0.must_wake()) {
             sleep.0.wake_one();
         }
     }

@@ -24,8 +24,7 @@
 //! the mailbox and whatever owns it: once a drainer can see the message, the producer
 //! is done, and the drainer may let the runtime go (rule R12 in `crate::deferred`).
 //! The completion path decides there whether a sleeper must be woken (the first half
-//! of the sleep protocol's notification: its reads of the sleep counts, ordered by
-//! the claim, a SeqCst RMW, instead of a fence); only if one
+//! of the sleep protocol's notification: its SeqCst fence and reads); only if one
 //! must, it takes a strong count of the runtime before the publish and wakes the
 //! sleeper after it (so a woken worker finds the message published, rather than
 //! preempting the producer before its publish and spinning on it).
@@ -33,9 +32,10 @@
 //! For the sleep protocol the claim is the push: [`Mailbox::has_claims`] (tail ≠
 //! head) is what a worker's decisive last look checks, so a worker that would sleep
 //! sees a claimed message even before it is published, and keeps looking (it does
-//! not sleep) until the publish lets it drain. The claim is a SeqCst RMW sequenced
-//! before the producer's SeqCst reads of the sleep counts, which is all the proof in
-//! `crate::sleep` needs of a push and its fence (see there).
+//! not sleep) until the publish lets it drain. The claim is sequenced before the
+//! producer's SeqCst fence, which is all the proof in `crate::sleep` needs of a push.
+//! (A SeqCst claim could stand in for the fence in C++20's model, but loom models
+//! SeqCst accesses as AcqRel and could not check it; the fence stays.)
 //!
 //! Why not `async-channel` or crossbeam-channel: the scheduler wants to take a batch
 //! of completions under one drain flag without per-message synchronization on the
@@ -107,9 +107,7 @@ impl<T> Mailbox<T> {
     /// before the publish"), and its result is returned; the publishing store is the
     /// last access to `self`.
     pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce() -> R) -> R {
-        // SeqCst: the claim is the push of the sleep protocol, and a SeqCst RMW lets the
-        // caller read the sleep counts without a fence of its own (`crate::sleep`).
-        let position = self.tail.fetch_add(1, Ordering::SeqCst);
+        let position = self.tail.fetch_add(1, Ordering::Relaxed);
         let cell = self.cell(position);
         let mut spins = 0u32;
         // Wait until the drainer freed this cell for our lap.

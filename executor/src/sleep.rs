@@ -38,13 +38,6 @@
 //! when work was pushed somewhere an awake worker may not reach first; a successor
 //! handed over directly wakes nobody.
 //!
-//! A SeqCst push. A producer whose push is itself a SeqCst read-modify-write `A`
-//! (the completion mailbox's claim) may skip the fence and read `searching` and
-//! `sleepers` SeqCst instead. Either `A` precedes `F_w` in S, and the worker's look
-//! after `F_w` sees `A` (a fence-after rule); or `F_w` precedes `A`, and then the
-//! worker's announcement or decrement (SeqCst, before `F_w`) precedes the producer's
-//! SeqCst reads (after `A`) in S, so they see it. The rest of the argument is as above.
-//!
 //! The loom model `loom-tests/tests/park.rs` runs this protocol with searchers.
 
 use crate::shared::Padded;
@@ -206,15 +199,6 @@ impl Sleep {
         fence(Ordering::SeqCst);
         self.counts.searching.load(Ordering::Relaxed) == 0
             && self.counts.sleepers.load(Ordering::Relaxed) != 0
-    }
-
-    /// [`Sleep::must_wake`] for a producer whose push was a SeqCst read-modify-write
-    /// (the completion mailbox's claim): it reads the counts SeqCst and needs no
-    /// fence. Why that is enough: see "A SeqCst push" above.
-    #[inline]
-    pub(crate) fn must_wake_after_seqcst_push(&self) -> bool {
-        self.counts.searching.load(Ordering::SeqCst) == 0
-            && self.counts.sleepers.load(Ordering::SeqCst) != 0
     }
 
     /// The second half of [`Sleep::notify_one`]: wakes one sleeper, if one is still
