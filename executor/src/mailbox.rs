@@ -17,6 +17,20 @@
 //! makes producers wait — they never drop a message and never hold a lock while
 //! waiting. A drainer that meets a claimed but unpublished cell stops its batch there.
 //!
+//! # A full ring
+//!
+//! A producer whose cell is still taken (the ring is full) looks at it a few times
+//! with a spin hint, then with a yield, then sleeps: it counts itself in
+//! `waiting_for_room`, issues a SeqCst fence, and waits on a condition variable,
+//! looking at its cell under the lock before each wait. A drainer that freed cells
+//! issues a SeqCst fence at the end of its batch and, if a producer is counted, takes
+//! and drops the lock and notifies every sleeper. Either the producer's fence comes
+//! first in the SeqCst order, and the drainer sees it counted, or the drainer's does,
+//! and the producer's look sees the freed cell; the lock closes the gap between a
+//! producer's last look and its wait. Sleeping rather than yielding matters on a
+//! machine with fewer cores than threads: producers yielding to one another starve
+//! the one thread that can make room.
+//!
 //! # Notifying before the publish
 //!
 //! [`Mailbox::push`] runs the caller's `before_publish` *after the claim and before
@@ -45,7 +59,15 @@
 use std::mem::MaybeUninit;
 
 use crate::shared::Padded;
-use crate::sync::{AtomicBool, AtomicUsize, Ordering, UnsafeCell, spin_hint, thread};
+use crate::sync::{
+    AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, UnsafeCell, fence, spin_hint, thread,
+};
+
+/// Looks at a full ring's cell with a spin hint, then with a yield, before a producer
+/// sleeps until the drainer frees room (see "A full ring"). Under loom a producer
+/// sleeps at once, so the models reach that path.
+const ROOM_SPINS: u32 = if cfg!(taskweave_loom) { 0 } else { 64 };
+const ROOM_YIELDS: u32 = if cfg!(taskweave_loom) { 0 } else { 16 };
 
 struct Cell<T> {
     sequence: AtomicUsize,
@@ -62,14 +84,19 @@ pub(crate) struct Mailbox<T> {
     tail: Padded<AtomicUsize>,
     /// The drainer's side.
     drainer: Padded<Drainer>,
+    /// Where producers facing a full ring sleep (see "A full ring").
+    room: Mutex<()>,
+    room_freed: Condvar,
 }
 
-/// What only the draining thread writes.
+/// What the draining thread writes, and what it reads once per batch.
 struct Drainer {
     /// Next position the drainer reads (written only by the drainer).
     head: AtomicUsize,
     /// Held by the one thread draining.
     draining: AtomicBool,
+    /// Producers asleep (or about to be) waiting for room in a full ring.
+    waiting_for_room: AtomicUsize,
 }
 
 // SAFETY: a message moves from the producer that wrote it to the drainer that reads
@@ -94,7 +121,10 @@ impl<T> Mailbox<T> {
             drainer: Padded(Drainer {
                 head: AtomicUsize::new(0),
                 draining: AtomicBool::new(false),
+                waiting_for_room: AtomicUsize::new(0),
             }),
+            room: Mutex::new(()),
+            room_freed: Condvar::new(),
         }
     }
 
@@ -113,10 +143,12 @@ impl<T> Mailbox<T> {
         // Wait until the drainer freed this cell for our lap.
         while cell.sequence.load(Ordering::Acquire) != position {
             spins += 1;
-            if spins < 64 {
+            if spins <= ROOM_SPINS {
                 spin_hint();
-            } else {
+            } else if spins <= ROOM_SPINS + ROOM_YIELDS {
                 thread::yield_now();
+            } else {
+                self.sleep_until_free(cell, position);
             }
         }
         // SAFETY: sequence == position means the cell is free for this lap and only the
@@ -128,6 +160,26 @@ impl<T> Mailbox<T> {
         cell.sequence
             .store(position.wrapping_add(1), Ordering::Release);
         result
+    }
+
+    /// Sleeps until the drainer frees `cell` for `position` (see "A full ring").
+    fn sleep_until_free(&self, cell: &Cell<T>, position: usize) {
+        self.drainer
+            .waiting_for_room
+            .fetch_add(1, Ordering::Relaxed);
+        // Pairs with the drainer's fence: it sees us counted, or we see the cell freed.
+        fence(Ordering::SeqCst);
+        let mut room = self.room.lock().unwrap_or_else(|e| e.into_inner());
+        while cell.sequence.load(Ordering::Acquire) != position {
+            room = self
+                .room_freed
+                .wait(room)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(room);
+        self.drainer
+            .waiting_for_room
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Whether a message was claimed and not yet drained (published or not): the
@@ -149,6 +201,11 @@ impl<T> Mailbox<T> {
     /// Reads the drainer's line, written once per batch, before any cell.
     pub(crate) fn needs_drainer(&self) -> bool {
         !self.drainer.draining.load(Ordering::Relaxed) && !self.is_empty()
+    }
+
+    /// Whether a worker is draining (a hint: it may stop at any time).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.drainer.draining.load(Ordering::Relaxed)
     }
 
     /// Takes up to `max` messages in order and gives each to `handle`. Returns how many,
@@ -186,6 +243,16 @@ impl<T> Mailbox<T> {
         }
         self.drainer.head.store(head, Ordering::Relaxed);
         self.drainer.draining.store(false, Ordering::Release);
+        if taken > 0 {
+            // Pairs with a sleeping producer's fence (see "A full ring").
+            fence(Ordering::SeqCst);
+            if self.drainer.waiting_for_room.load(Ordering::Relaxed) != 0 {
+                // Taking the lock orders the frees above before a sleeper's next look,
+                // or its wait before the notification; no lock is held across the wake.
+                drop(self.room.lock().unwrap_or_else(|e| e.into_inner()));
+                self.room_freed.notify_all();
+            }
+        }
         Some(taken)
     }
 }
