@@ -581,10 +581,44 @@ impl Shared {
 
 #[cfg(all(test, not(taskweave_loom)))]
 mod tests {
+    use std::borrow::Cow;
     use std::time::{Duration, Instant};
 
+    use super::TokenBook;
     use crate::Runtime;
-    use crate::sync::Arc;
+    use crate::sync::{Arc, Ordering};
+
+    /// The book keeps one entry per run of equal descriptions and names only the
+    /// descriptions with tokens still out, with their number.
+    #[test]
+    fn the_token_book_counts_runs_of_equal_descriptions() {
+        let book = TokenBook::new();
+        // SAFETY: one thread plays the body's worker (`take`), the drainer (`reported`),
+        // the watchdog (`outstanding`) and the reclaimer (`reset`) in turn, so each
+        // has the exclusive or read-only access its contract asks for.
+        unsafe {
+            let (first, first_use) = book.take(Cow::Borrowed("dma"));
+            assert!(
+                first_use,
+                "the first token of an occupancy holds the runtime"
+            );
+            let (again, first_use) = book.take(Cow::Owned("dma".to_owned()));
+            assert!(!first_use);
+            assert_eq!(first, again, "an equal description extends the run");
+            let (other, _) = book.take(Cow::Borrowed("doorbell"));
+            let (later, _) = book.take(Cow::Borrowed("dma"));
+            assert_ne!(other, first);
+            assert_ne!(later, first, "a new run after another description");
+            assert_eq!(book.outstanding(), ["dma (x2)", "doorbell", "dma"]);
+            // Both tokens of the first run and the doorbell report.
+            first.as_ref().reported.fetch_add(2, Ordering::Relaxed);
+            other.as_ref().reported.fetch_add(1, Ordering::Relaxed);
+            assert_eq!(book.outstanding(), ["dma"]);
+            assert!(book.reset(), "the runtime's count goes back");
+            assert!(book.outstanding().is_empty());
+            assert!(!book.reset(), "an unused book holds nothing");
+        }
+    }
 
     /// Workers take runtime references for tokens in batches (`worker::current_task`);
     /// what they did not hand out is given back when they exit, so the runtime's
