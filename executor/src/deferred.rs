@@ -27,8 +27,8 @@
 //! # The token book (what the watchdog and the errors name)
 //!
 //! Each slot has a [`TokenBook`]: the descriptions its task's tokens were taken with,
-//! one [`TokenEntry`] per run of equal descriptions (the first entry inline in the
-//! slot, later ones boxed so their addresses stay put), each with how many tokens it
+//! one [`TokenEntry`] per run of equal descriptions (the first in the book, later
+//! ones boxed so their addresses stay put), each with how many tokens it
 //! stands for (`taken`) and how many of those have reported (`reported`). A token
 //! points at its entry; its report names the entry, and the drainer counts a run of
 //! reports of one entry with one `fetch_add`. Nothing global is locked per token.
@@ -42,7 +42,9 @@
 //! - The watchdog reads the whole book only holding a slot reference and after an
 //!   Acquire load of `deferred` saw `BODY` clear: the body's writes happened before
 //!   its Release clearing `BODY`, and there are no later ones until reclaim.
-//! - Reclaim (R6) empties the book.
+//! - Reclaim (R6) empties the book. The book itself is allocated by the slot's
+//!   first task that takes a token and kept for its later ones (the slot holds a
+//!   pointer to it: 8 bytes, not the book's 64).
 //!
 //! # Keeping the runtime alive (rule R12)
 //!
@@ -155,8 +157,69 @@ impl TokenEntry {
     }
 }
 
+/// A slot's token book (see "The token book"): allocated by the slot's first task
+/// that takes a token and kept, emptied, for the slot's later tasks, so a slot grows
+/// by a pointer rather than by the book, and a task taking tokens allocates nothing
+/// (the slot's first occupancy that does excepted). Written only by the body's
+/// worker (R4), and only from `None` to `Some`; freed with the slot.
+pub(crate) struct TokenBook(UnsafeCell<Option<Box<Book>>>);
+
+impl TokenBook {
+    pub(crate) fn new() -> Self {
+        TokenBook(UnsafeCell::new(None))
+    }
+
+    /// The book, if allocated.
+    ///
+    /// # Safety
+    /// Not concurrently with the allocation in `take`: the caller is the body's
+    /// worker (R4), holds a token, saw `BODY` clear holding a slot reference, or
+    /// reclaims (R6). The box is never freed before the slot, so the reference may
+    /// live as long as `self`.
+    unsafe fn book(&self) -> Option<&Book> {
+        // SAFETY: per the caller's contract the option is not being written.
+        self.0.with(|book| unsafe { (*book).as_deref() })
+    }
+
+    /// See [`Book::take`].
+    ///
+    /// # Safety
+    /// The caller is the worker running the task's body (R4).
+    unsafe fn take(&self, description: Cow<'static, str>) -> (NonNull<TokenEntry>, bool) {
+        // SAFETY: R4: only the body's worker allocates the book.
+        unsafe {
+            let book = match self.book() {
+                Some(book) => book,
+                None => {
+                    self.0.with_mut(|book| *book = Some(Box::new(Book::new())));
+                    self.book().expect("just allocated")
+                }
+            };
+            book.take(description)
+        }
+    }
+
+    /// See [`Book::outstanding`].
+    ///
+    /// # Safety
+    /// As [`Book::outstanding`].
+    unsafe fn outstanding(&self) -> Vec<String> {
+        // SAFETY: per the caller's contract.
+        unsafe { self.book().map_or_else(Vec::new, |book| book.outstanding()) }
+    }
+
+    /// See [`Book::reset`].
+    ///
+    /// # Safety
+    /// The caller reclaims the slot (R6).
+    pub(crate) unsafe fn reset(&self) -> bool {
+        // SAFETY: R6: exclusive access.
+        unsafe { self.book().is_some_and(|book| book.reset()) }
+    }
+}
+
 /// The descriptions of the tokens one task took (see "The token book").
-pub(crate) struct TokenBook {
+struct Book {
     first: TokenEntry,
     /// Entries after the first, boxed so their addresses stay put while it grows.
     #[expect(
@@ -169,9 +232,9 @@ pub(crate) struct TokenBook {
     in_use: UnsafeCell<bool>,
 }
 
-impl TokenBook {
-    pub(crate) fn new() -> Self {
-        TokenBook {
+impl Book {
+    fn new() -> Self {
+        Book {
             first: TokenEntry::new(Cow::Borrowed("")),
             more: UnsafeCell::new(Vec::new()),
             in_use: UnsafeCell::new(false),
@@ -245,7 +308,7 @@ impl TokenBook {
     ///
     /// # Safety
     /// The caller reclaims the slot (R6).
-    pub(crate) unsafe fn reset(&self) -> bool {
+    unsafe fn reset(&self) -> bool {
         // SAFETY: R6: exclusive access.
         unsafe {
             if !self.in_use.with(|in_use| *in_use) {
