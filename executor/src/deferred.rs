@@ -31,7 +31,10 @@
 //! ones boxed so their addresses stay put), each with how many tokens it
 //! stands for (`taken`) and how many of those have reported (`reported`). A token
 //! points at its entry; its report names the entry, and the drainer counts a run of
-//! reports of one entry with one `fetch_add`. Nothing global is locked per token.
+//! reports of one entry with one `fetch_add` — except for the first entry, whose
+//! share is the task's outstanding count less the other entries', so a task whose
+//! tokens share one description costs the drainer no write to the book. Nothing
+//! global is locked per token.
 //!
 //! - Only the body's worker (R4) writes the book while the body runs (`BODY` set):
 //!   it starts entries (writing the description before the entry's first token
@@ -113,6 +116,9 @@ const DRAIN_BATCH: usize = 256;
 pub(crate) struct Completion {
     entry: NonNull<TokenEntry>,
     index: u32,
+    /// Whether the entry counts its reports (not the book's first entry, see
+    /// [`TokenEntry::reported`]).
+    counted: bool,
 }
 
 // SAFETY: `entry` points into the slot's token book, which the token's slot reference
@@ -127,7 +133,10 @@ pub(crate) struct TokenEntry {
     description: UnsafeCell<Cow<'static, str>>,
     /// Tokens taken with this description (written only by the body's worker).
     taken: AtomicU32,
-    /// Tokens of this entry whose reports were applied.
+    /// Tokens of this entry whose reports were applied. Not counted for a book's
+    /// first entry: its outstanding tokens are the task's less the other entries',
+    /// so a task whose tokens share one description (the common case) costs the
+    /// drainer no write to the book.
     reported: AtomicU32,
 }
 
@@ -150,11 +159,23 @@ impl TokenEntry {
         self.description.with(|d| unsafe { (*d).clone() })
     }
 
-    /// Tokens of this entry not yet reported (the watchdog's approximate view).
+    /// Tokens of this (not first) entry not yet reported (the watchdog's
+    /// approximate view).
     fn outstanding(&self) -> u32 {
         let reported = self.reported.load(Ordering::Relaxed);
         self.taken.load(Ordering::Relaxed).saturating_sub(reported)
     }
+}
+
+/// What [`Book::take`] returns.
+struct Taken {
+    /// The token's entry.
+    entry: NonNull<TokenEntry>,
+    /// The occupancy's first token: the caller moves a strong count of the runtime
+    /// into the book (R12).
+    first_use: bool,
+    /// The entry counts its reports (it is not the book's first).
+    counted: bool,
 }
 
 /// A slot's token book (see "The token book"): allocated by the slot's first task
@@ -185,7 +206,7 @@ impl TokenBook {
     ///
     /// # Safety
     /// The caller is the worker running the task's body (R4).
-    unsafe fn take(&self, description: Cow<'static, str>) -> (NonNull<TokenEntry>, bool) {
+    unsafe fn take(&self, description: Cow<'static, str>) -> Taken {
         // SAFETY: R4: only the body's worker allocates the book.
         unsafe {
             let book = match self.book() {
@@ -203,9 +224,12 @@ impl TokenBook {
     ///
     /// # Safety
     /// As [`Book::outstanding`].
-    unsafe fn outstanding(&self) -> Vec<String> {
+    unsafe fn outstanding(&self, total: u32) -> Vec<String> {
         // SAFETY: per the caller's contract.
-        unsafe { self.book().map_or_else(Vec::new, |book| book.outstanding()) }
+        unsafe {
+            self.book()
+                .map_or_else(Vec::new, |book| book.outstanding(total))
+        }
     }
 
     /// See [`Book::reset`].
@@ -242,13 +266,11 @@ impl Book {
     }
 
     /// Counts one more token described by `description` and returns its entry: the
-    /// last entry if its description is equal, else a new one. Returns `true` with
-    /// it if this is the occupancy's first token (the caller then moves a strong
-    /// count of the runtime into the book, R12).
+    /// last entry if its description is equal, else a new one.
     ///
     /// # Safety
     /// The caller is the worker running the task's body (R4).
-    unsafe fn take(&self, description: Cow<'static, str>) -> (NonNull<TokenEntry>, bool) {
+    unsafe fn take(&self, description: Cow<'static, str>) -> Taken {
         // SAFETY: R4: only the body's worker writes `in_use`, `more` and the entries'
         // descriptions and `taken`, and no token of a new entry exists before its
         // description is written.
@@ -275,29 +297,35 @@ impl Book {
             // The only writer: a load and a store.
             let taken = entry.taken.load(Ordering::Relaxed);
             entry.taken.store(taken + 1, Ordering::Relaxed);
-            (NonNull::from(entry), first_use)
+            Taken {
+                entry: NonNull::from(entry),
+                first_use,
+                counted: !std::ptr::eq(entry, &self.first),
+            }
         }
     }
 
-    /// Descriptions of the tokens not yet reported, `name ×n` for several.
+    /// Descriptions of the tokens not yet reported, `name (xN)` for several, given
+    /// the task's `total` of outstanding tokens (the first entry's share is what the
+    /// other entries do not account for).
     ///
     /// # Safety
     /// The caller holds a slot reference and saw `BODY` clear (Acquire) after taking it.
-    unsafe fn outstanding(&self) -> Vec<String> {
+    unsafe fn outstanding(&self, total: u32) -> Vec<String> {
         // SAFETY: per the caller's contract the body's writes are visible and over.
         unsafe {
             if !self.in_use.with(|in_use| *in_use) {
                 return Vec::new();
             }
             let more = self.more.with(|more| &*more);
-            std::iter::once(&self.first)
-                .chain(more.iter().map(|e| &**e))
-                .filter_map(|entry| {
-                    let n = entry.outstanding();
-                    (n > 0).then(|| match n {
-                        1 => entry.description().into_owned(),
-                        n => format!("{} (x{n})", entry.description()),
-                    })
+            let others: u32 = more.iter().map(|entry| entry.outstanding()).sum();
+            let first = (&self.first, total.saturating_sub(others));
+            std::iter::once(first)
+                .chain(more.iter().map(|e| (&**e, e.outstanding())))
+                .filter(|&(_, n)| n > 0)
+                .map(|(entry, n)| match n {
+                    1 => entry.description().into_owned(),
+                    n => format!("{} (x{n})", entry.description()),
                 })
                 .collect()
         }
@@ -360,7 +388,11 @@ pub fn try_defer(description: impl Into<Cow<'static, str>>) -> Result<Completion
     slot.deferred.fetch_add(1, Ordering::Relaxed);
     slot.acquire_more();
     // SAFETY: this worker is polling the task's body (R4).
-    let (entry, first_use) = unsafe { slot.tokens.take(description.into()) };
+    let Taken {
+        entry,
+        first_use,
+        counted,
+    } = unsafe { slot.tokens.take(description.into()) };
     if first_use {
         // R12: the book holds the runtime for the occupancy's tokens.
         worker::take_runtime_count();
@@ -369,6 +401,7 @@ pub fn try_defer(description: impl Into<Cow<'static, str>>) -> Result<Completion
         shared,
         entry,
         index,
+        counted,
     })
 }
 
@@ -388,6 +421,8 @@ pub struct CompletionToken {
     /// This token's entry in the slot's book, kept in place by the slot reference.
     entry: NonNull<TokenEntry>,
     index: u32,
+    /// Whether the entry counts its reports ([`TokenEntry::reported`]).
+    counted: bool,
 }
 
 // SAFETY: the token owns a slot reference and points at the runtime (kept alive by
@@ -454,6 +489,7 @@ impl CompletionToken {
             Completion {
                 entry: self.entry,
                 index: self.index,
+                counted: self.counted,
             },
         );
     }
@@ -557,10 +593,12 @@ impl Shared {
     fn apply_reports(&self, completion: Completion, count: u32, on_ready: &mut dyn FnMut(u32)) {
         let index = completion.index;
         let slot = &self.window.slots[index as usize];
-        // SAFETY: the reports' slot references keep the entry in place (R10).
-        unsafe { completion.entry.as_ref() }
-            .reported
-            .fetch_add(count, Ordering::Relaxed);
+        if completion.counted {
+            // SAFETY: the reports' slot references keep the entry in place (R10).
+            unsafe { completion.entry.as_ref() }
+                .reported
+                .fetch_add(count, Ordering::Relaxed);
+        }
         if token_reports_finish(&slot.deferred, count) {
             self.finish_deferred(index, on_ready);
         }
@@ -617,7 +655,7 @@ impl Shared {
         let tokens = (word & (BODY | CUT) == 0 && word & COUNT != 0)
             // SAFETY: we hold a slot reference and saw BODY clear (Acquire) after taking
             // it ("The token book").
-            .then(|| unsafe { slot.tokens.outstanding() })
+            .then(|| unsafe { slot.tokens.outstanding(word & COUNT) })
             .filter(|tokens| !tokens.is_empty());
         self.release(id.index());
         tokens
@@ -660,25 +698,37 @@ mod tests {
         // the watchdog (`outstanding`) and the reclaimer (`reset`) in turn, so each
         // has the exclusive or read-only access its contract asks for.
         unsafe {
-            let (first, first_use) = book.take(Cow::Borrowed("dma"));
+            let first = book.take(Cow::Borrowed("dma"));
             assert!(
-                first_use,
+                first.first_use,
                 "the first token of an occupancy holds the runtime"
             );
-            let (again, first_use) = book.take(Cow::Owned("dma".to_owned()));
-            assert!(!first_use);
-            assert_eq!(first, again, "an equal description extends the run");
-            let (other, _) = book.take(Cow::Borrowed("doorbell"));
-            let (later, _) = book.take(Cow::Borrowed("dma"));
-            assert_ne!(other, first);
-            assert_ne!(later, first, "a new run after another description");
-            assert_eq!(book.outstanding(), ["dma (x2)", "doorbell", "dma"]);
-            // Both tokens of the first run and the doorbell report.
-            first.as_ref().reported.fetch_add(2, Ordering::Relaxed);
-            other.as_ref().reported.fetch_add(1, Ordering::Relaxed);
-            assert_eq!(book.outstanding(), ["dma"]);
+            assert!(!first.counted, "the first entry's share is derived");
+            let again = book.take(Cow::Owned("dma".to_owned()));
+            assert!(!again.first_use);
+            assert_eq!(
+                first.entry, again.entry,
+                "an equal description extends the run"
+            );
+            let other = book.take(Cow::Borrowed("doorbell"));
+            let later = book.take(Cow::Borrowed("dma"));
+            assert!(other.counted && later.counted);
+            assert_ne!(other.entry, first.entry);
+            assert_ne!(
+                later.entry, first.entry,
+                "a new run after another description"
+            );
+            assert_eq!(book.outstanding(4), ["dma (x2)", "doorbell", "dma"]);
+            // Both tokens of the first run (not counted: the task's total drops to 2)
+            // and the doorbell (counted) report.
+            other
+                .entry
+                .as_ref()
+                .reported
+                .fetch_add(1, Ordering::Relaxed);
+            assert_eq!(book.outstanding(1), ["dma"]);
             assert!(book.reset(), "the runtime's count goes back");
-            assert!(book.outstanding().is_empty());
+            assert!(book.outstanding(0).is_empty());
             assert!(!book.reset(), "an unused book holds nothing");
         }
     }
