@@ -203,11 +203,6 @@ impl<T> Mailbox<T> {
         !self.drainer.draining.load(Ordering::Relaxed) && !self.is_empty()
     }
 
-    /// Whether a worker is draining (a hint: it may stop at any time).
-    pub(crate) fn is_draining(&self) -> bool {
-        self.drainer.draining.load(Ordering::Relaxed)
-    }
-
     /// Takes up to `max` messages in order and gives each to `handle`. Returns how many,
     /// or `None` if another thread is draining.
     ///

@@ -303,12 +303,6 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             // A new searcher is responsible for everything it may find.
             pass_on &= !searching;
         }
-        if searching && shared.mailbox.is_draining() {
-            // Another worker drains (and looks again before it sleeps): give it, and the
-            // threads posting to it, this core rather than spin beside them.
-            thread::yield_now();
-            continue;
-        }
         if searching && idle_rounds <= SPIN_ROUNDS {
             // Watch the queues' cheap emptiness checks while spinning, so work (e.g. a
             // token's completion in the mailbox) is taken within a few spins instead of
