@@ -292,6 +292,45 @@ fn the_watchdog_reports_a_stuck_token_and_fails_its_task() {
 }
 
 #[test]
+fn the_watchdog_names_only_the_tokens_still_out() {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let rt = Runtime::builder()
+        .workers(1)
+        .watchdog(Duration::from_millis(50))
+        .on_stall(move |report| sink.lock().unwrap().push(report.clone()))
+        .build();
+    let (tx, rx) = mpsc::channel::<Vec<CompletionToken>>();
+    let stuck = rt
+        .task(move || {
+            // Reported before the body returns: never outstanding once it has.
+            defer("copy in").complete();
+            let out = vec![defer("doorbell"), defer("doorbell"), defer("copy out")];
+            defer("copy in").complete();
+            tx.send(out).unwrap();
+        })
+        .name("three-stage")
+        .submit_blocking();
+    let stuck_id = stuck.id();
+    let _tokens = rx.recv().unwrap();
+    match stuck.wait_blocking() {
+        Err(TaskError::Stalled {
+            task, waiting_for, ..
+        }) => {
+            assert_eq!(task, stuck_id);
+            assert_eq!(waiting_for, "doorbell (x2), copy out");
+        }
+        other => panic!("expected Stalled, got {other:?}"),
+    }
+    let reports = reports.lock().unwrap();
+    let found = reports.iter().flat_map(|r| &r.stalls).any(|stall| {
+        matches!(stall, Stall::DeferredToken { task, tokens, .. }
+            if *task == stuck_id && tokens == &["doorbell (x2)".to_owned(), "copy out".to_owned()])
+    });
+    assert!(found, "the report names the tokens still out: {reports:?}");
+}
+
+#[test]
 fn dropping_the_runtime_with_tokens_out_cancels_the_task_and_late_tokens_are_harmless() {
     let rt = Runtime::builder().workers(1).build();
     let (tx, rx) = mpsc::channel::<CompletionToken>();

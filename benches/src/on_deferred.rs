@@ -1,9 +1,11 @@
 //! Deferred completions: the completion mailbox under 4 producer threads (peers:
 //! crossbeam-channel and async-channel moving the same number of messages to one
-//! consumer), and a chain whose every task completes through a token that another
-//! thread completes.
+//! consumer), the cost of taking the tokens, and a chain whose every task completes
+//! through a token that another thread completes.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -17,79 +19,133 @@ pub const PRODUCERS: usize = 4;
 /// Tokens one task takes in the mailbox workload (e.g. one per DMA queue).
 const TOKENS_PER_TASK: usize = 1_000;
 
-/// `completions` token completions from [`PRODUCERS`] threads, drained by the
-/// runtime: tasks each take [`TOKENS_PER_TASK`] tokens, which the producer threads
-/// complete; done when every task has completed.
+/// Which phase of the mailbox workload a run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MailboxPhase {
+    /// The producers completing the tokens and the runtime draining them.
+    Completions,
+    /// The task bodies taking the tokens.
+    Tokens,
+}
+
+/// Mailbox throughput: `completions` token completions from [`PRODUCERS`] threads,
+/// drained by the runtime.
 ///
-/// Timed (the whole call): spawning the producer threads; submitting the tasks,
-/// whose bodies create the tokens (`defer`) and hand them to the producers; once all
-/// bodies ran, the producers completing every token (mailbox posts) while the
-/// workers drain the mailbox and complete the tasks; joining the producers. The
-/// peers' time likewise includes spawning their producer threads.
+/// Untimed setup: spawning the producer threads, which wait for a go signal;
+/// submitting the tasks, whose bodies each take [`TOKENS_PER_TASK`] tokens (`defer`)
+/// and hand them to a producer; waiting until every body ran.
+///
+/// Timed: from the go signal until every task has completed and the producers are
+/// joined: the producers complete every token (mailbox posts) while the workers
+/// drain the mailbox and complete the tasks. The peers ([`mailbox_crossbeam`],
+/// [`mailbox_async_channel`]) time the same thing: producers spawned and waiting
+/// before the clock starts, then from the go signal until the consumer has received
+/// every message and the producers are joined. The token-taking cost left out here
+/// is measured by [`mailbox_tokens`].
 pub fn mailbox(rt: &Runtime, completions: usize) -> u64 {
+    mailbox_phase(rt, completions, MailboxPhase::Completions)
+}
+
+/// The other half of [`mailbox`]: the same run, timing only the token taking: from
+/// the first submission until every body has taken its [`TOKENS_PER_TASK`] tokens
+/// and handed them to a producer (spawning the producers before and the
+/// completions after are untimed). No peer: channels have no tokens to take.
+pub fn mailbox_tokens(rt: &Runtime, completions: usize) -> u64 {
+    mailbox_phase(rt, completions, MailboxPhase::Tokens)
+}
+
+fn mailbox_phase(rt: &Runtime, completions: usize, timed: MailboxPhase) -> u64 {
+    let measure = |phase: MailboxPhase, work: &mut dyn FnMut()| {
+        if phase == timed {
+            work()
+        } else {
+            run_state::untimed(work)
+        }
+    };
     let run = run_state::begin();
     let tasks = completions.div_ceil(TOKENS_PER_TASK);
     let shares: Vec<Arc<Mutex<Vec<CompletionToken>>>> =
         (0..PRODUCERS).map(|_| Arc::default()).collect();
-    let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let completed = Arc::new(AtomicU64::new(0));
     let go = Arc::new(AtomicBool::new(false));
-    let producers: Vec<_> = shares
-        .iter()
-        .map(|share| {
-            let (share, go, completed) = (share.clone(), go.clone(), completed.clone());
-            std::thread::spawn(move || {
-                while !go.load(Relaxed) {
-                    std::thread::yield_now();
-                }
-                let tokens = std::mem::take(&mut *share.lock().unwrap());
-                let n = tokens.len() as u64;
-                tokens.into_iter().for_each(CompletionToken::complete);
-                completed.fetch_add(n, Relaxed);
-            })
-        })
-        .collect();
-    rt.block_on(async {
-        let mut handles = Vec::with_capacity(tasks);
-        for t in 0..tasks {
-            let (share, ready) = (shares[t % PRODUCERS].clone(), ready_tx.clone());
-            handles.push(
-                rt.task(move || {
-                    let tokens = (0..TOKENS_PER_TASK).map(|_| defer("mailbox benchmark"));
-                    share.lock().unwrap().extend(tokens);
-                    count_task();
-                    ready.send(()).unwrap();
+    let producers: Vec<_> = run_state::untimed(|| {
+        shares
+            .iter()
+            .map(|share| {
+                let (share, go, completed) = (share.clone(), go.clone(), completed.clone());
+                std::thread::spawn(move || {
+                    while !go.load(Acquire) {
+                        std::thread::yield_now();
+                    }
+                    let tokens = std::mem::take(&mut *share.lock().unwrap());
+                    let n = tokens.len() as u64;
+                    tokens.into_iter().for_each(CompletionToken::complete);
+                    completed.fetch_add(n, Relaxed);
                 })
-                .await,
-            );
-        }
+            })
+            .collect()
+    });
+    let mut handles = Vec::with_capacity(tasks);
+    measure(MailboxPhase::Tokens, &mut || {
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        rt.block_on(async {
+            for t in 0..tasks {
+                let (share, ready) = (shares[t % PRODUCERS].clone(), ready_tx.clone());
+                handles.push(
+                    rt.task(move || {
+                        let tokens = (0..TOKENS_PER_TASK).map(|_| defer("mailbox benchmark"));
+                        share.lock().unwrap().extend(tokens);
+                        count_task();
+                        ready.send(()).unwrap();
+                    })
+                    .await,
+                );
+            }
+        });
         for _ in 0..tasks {
             ready_rx.recv().unwrap();
         }
-        go.store(true, Relaxed);
-        when_all(handles).await.expect("mailbox tasks");
     });
-    for p in producers {
-        p.join().unwrap();
-    }
+    let mut producers = Some(producers);
+    measure(MailboxPhase::Completions, &mut || {
+        go.store(true, Release);
+        rt.block_on(when_all(std::mem::take(&mut handles)))
+            .expect("mailbox tasks");
+        for p in producers.take().into_iter().flatten() {
+            p.join().unwrap();
+        }
+    });
     assert_eq!(completed.load(Relaxed), (tasks * TOKENS_PER_TASK) as u64);
-    run.check("mailbox", SYSTEM, tasks as u64, run_state::counted()) * TOKENS_PER_TASK as u64
+    let name = match timed {
+        MailboxPhase::Completions => "mailbox",
+        MailboxPhase::Tokens => "mailbox_tokens",
+    };
+    run.check(name, SYSTEM, tasks as u64, run_state::counted()) * TOKENS_PER_TASK as u64
 }
 
 /// The same number of messages from [`PRODUCERS`] threads to one consumer over an
-/// unbounded crossbeam channel.
+/// unbounded crossbeam channel. Timed as [`mailbox`]: the producers are spawned and
+/// wait before the clock starts; from the go signal until every message was
+/// received and the producers are joined.
 pub fn mailbox_crossbeam(completions: usize) -> u64 {
     let (tx, rx) = crossbeam_channel::unbounded::<(u32, u32)>();
     let per = completions / PRODUCERS;
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                (0..per).for_each(|i| tx.send((p as u32, i as u32)).unwrap())
+    let go = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = run_state::untimed(|| {
+        (0..PRODUCERS)
+            .map(|p| {
+                let (tx, go) = (tx.clone(), go.clone());
+                std::thread::spawn(move || {
+                    while !go.load(Acquire) {
+                        std::thread::yield_now();
+                    }
+                    (0..per).for_each(|i| tx.send((p as u32, i as u32)).unwrap())
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     drop(tx);
+    go.store(true, Release);
     let received = rx.iter().count() as u64;
     for p in producers {
         p.join().unwrap();
@@ -98,19 +154,27 @@ pub fn mailbox_crossbeam(completions: usize) -> u64 {
     received
 }
 
-/// The same over an unbounded async-channel, the consumer blocking on `recv`.
+/// The same over an unbounded async-channel, the consumer blocking on `recv`; timed
+/// as [`mailbox_crossbeam`].
 pub fn mailbox_async_channel(completions: usize) -> u64 {
     let (tx, rx) = async_channel::unbounded::<(u32, u32)>();
     let per = completions / PRODUCERS;
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                (0..per).for_each(|i| tx.send_blocking((p as u32, i as u32)).unwrap())
+    let go = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = run_state::untimed(|| {
+        (0..PRODUCERS)
+            .map(|p| {
+                let (tx, go) = (tx.clone(), go.clone());
+                std::thread::spawn(move || {
+                    while !go.load(Acquire) {
+                        std::thread::yield_now();
+                    }
+                    (0..per).for_each(|i| tx.send_blocking((p as u32, i as u32)).unwrap())
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     drop(tx);
+    go.store(true, Release);
     let mut received = 0u64;
     while rx.recv_blocking().is_ok() {
         received += 1;

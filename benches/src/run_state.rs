@@ -16,6 +16,9 @@ static RUN_LOCK: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Bodies that found a predecessor not yet finished (a dependency was not honoured).
 static ORDER_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds the current run spent in [`untimed`] phases, which the measuring
+/// loops subtract from the run's wall time (see [`take_untimed`]).
+static UNTIMED_NS: AtomicU64 = AtomicU64::new(0);
 /// Run number, so per-node marks need no reset between runs (see `LayeredGraph`).
 static EPOCH: AtomicU32 = AtomicU32::new(0);
 /// Per-column progress of the wavefront, grown on demand and never freed.
@@ -60,6 +63,23 @@ impl Run {
         );
         actual
     }
+}
+
+/// Runs `phase` of a workload outside its measured time: the measuring loops
+/// (the `report` child, the criterion bench) subtract the time spent here from the
+/// run's wall time. For setup that must happen inside the workload function (e.g.
+/// threads that wait for a go signal, so that the measured phase starts with
+/// everything in place).
+pub fn untimed<R>(phase: impl FnOnce() -> R) -> R {
+    let started = std::time::Instant::now();
+    let result = phase();
+    UNTIMED_NS.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+    result
+}
+
+/// Takes (and resets) the time spent in [`untimed`] phases since the last call.
+pub fn take_untimed() -> std::time::Duration {
+    std::time::Duration::from_nanos(UNTIMED_NS.swap(0, Relaxed))
 }
 
 /// Body of a task whose only work is counting itself: one relaxed `fetch_add` on

@@ -201,6 +201,18 @@ pub const WORKLOADS: &[Workload] = &[
         ],
     },
     Workload {
+        name: "mailbox_tokens",
+        full_size: 4_000_000,
+        quick_size: 64_000,
+        bench_size: 64_000,
+        tasks: as_tasks,
+        prepare: nothing_to_prepare,
+        taskweave: on_deferred::mailbox_tokens,
+        tokio: None,
+        rayon: None,
+        plain: &[],
+    },
+    Workload {
         name: "deferred_chain",
         full_size: 1 << 20,
         quick_size: 1 << 14,

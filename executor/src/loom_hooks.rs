@@ -125,7 +125,18 @@ impl Mailbox {
     }
     /// See `mailbox::Mailbox::push`.
     pub fn push(&self, message: (usize, usize)) {
-        self.0.push(message)
+        self.0.push(message, || ())
+    }
+    /// Posts `message` as a token's report does: decides before the publish whether
+    /// `sleep` has a sleeper to wake, and wakes it after the publish.
+    pub fn push_notifying(&self, message: (usize, usize), sleep: &Sleep) {
+        if self.0.push(message, || sleep.0.must_wake()) {
+            sleep.0.wake_one();
+        }
+    }
+    /// See `mailbox::Mailbox::has_claims`.
+    pub fn has_claims(&self) -> bool {
+        self.0.has_claims()
     }
     /// See `mailbox::Mailbox::drain`.
     pub fn drain(&self, max: usize, handle: impl FnMut((usize, usize))) -> Option<usize> {

@@ -15,8 +15,41 @@
 //! Messages of one producer keep their order (its claims are increasing), none is
 //! lost or read twice (each position is claimed once and read once), and a full ring
 //! makes producers wait — they never drop a message and never hold a lock while
-//! waiting. A drainer that meets a claimed but unpublished cell stops its batch there;
-//! the producer's notification after publishing brings a drainer back.
+//! waiting. A drainer that meets a claimed but unpublished cell stops its batch there.
+//!
+//! # A full ring
+//!
+//! A producer whose cell is still taken (the ring is full) looks at it a few times
+//! with a spin hint, then with a yield, then sleeps: it counts itself in
+//! `waiting_for_room`, issues a SeqCst fence, and waits on a condition variable,
+//! looking at its cell under the lock before each wait. A drainer that freed cells
+//! issues a SeqCst fence at the end of its batch and, if a producer is counted, takes
+//! and drops the lock and notifies every sleeper. Either the producer's fence comes
+//! first in the SeqCst order, and the drainer sees it counted, or the drainer's does,
+//! and the producer's look sees the freed cell; the lock closes the gap between a
+//! producer's last look and its wait. Sleeping rather than yielding matters on a
+//! machine with fewer cores than threads: producers yielding to one another starve
+//! the one thread that can make room.
+//!
+//! # Notifying before the publish
+//!
+//! [`Mailbox::push`] runs the caller's `before_publish` *after the claim and before
+//! the publish*, so that the publishing store can be the producer's last access to
+//! the mailbox and whatever owns it: once a drainer can see the message, the producer
+//! is done, and the drainer may let the runtime go (rule R12 in `crate::deferred`).
+//! The completion path decides there whether a sleeper must be woken (the first half
+//! of the sleep protocol's notification: its SeqCst fence and reads); only if one
+//! must, it takes a strong count of the runtime before the publish and wakes the
+//! sleeper after it (so a woken worker finds the message published, rather than
+//! preempting the producer before its publish and spinning on it).
+//!
+//! For the sleep protocol the claim is the push: [`Mailbox::has_claims`] (tail ≠
+//! head) is what a worker's decisive last look checks, so a worker that would sleep
+//! sees a claimed message even before it is published, and keeps looking (it does
+//! not sleep) until the publish lets it drain. The claim is sequenced before the
+//! producer's SeqCst fence, which is all the proof in `crate::sleep` needs of a push.
+//! (A SeqCst claim could stand in for the fence in C++20's model, but loom models
+//! SeqCst accesses as AcqRel and could not check it; the fence stays.)
 //!
 //! Why not `async-channel` or crossbeam-channel: the scheduler wants to take a batch
 //! of completions under one drain flag without per-message synchronization on the
@@ -26,7 +59,15 @@
 use std::mem::MaybeUninit;
 
 use crate::shared::Padded;
-use crate::sync::{AtomicBool, AtomicUsize, Ordering, UnsafeCell, spin_hint, thread};
+use crate::sync::{
+    AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, UnsafeCell, fence, spin_hint, thread,
+};
+
+/// Looks at a full ring's cell with a spin hint, then with a yield, before a producer
+/// sleeps until the drainer frees room (see "A full ring"). Under loom a producer
+/// sleeps at once, so the models reach that path.
+const ROOM_SPINS: u32 = if cfg!(taskweave_loom) { 0 } else { 64 };
+const ROOM_YIELDS: u32 = if cfg!(taskweave_loom) { 0 } else { 16 };
 
 struct Cell<T> {
     sequence: AtomicUsize,
@@ -43,14 +84,19 @@ pub(crate) struct Mailbox<T> {
     tail: Padded<AtomicUsize>,
     /// The drainer's side.
     drainer: Padded<Drainer>,
+    /// Where producers facing a full ring sleep (see "A full ring").
+    room: Mutex<()>,
+    room_freed: Condvar,
 }
 
-/// What only the draining thread writes.
+/// What the draining thread writes, and what it reads once per batch.
 struct Drainer {
     /// Next position the drainer reads (written only by the drainer).
     head: AtomicUsize,
     /// Held by the one thread draining.
     draining: AtomicBool,
+    /// Producers asleep (or about to be) waiting for room in a full ring.
+    waiting_for_room: AtomicUsize,
 }
 
 // SAFETY: a message moves from the producer that wrote it to the drainer that reads
@@ -75,7 +121,10 @@ impl<T> Mailbox<T> {
             drainer: Padded(Drainer {
                 head: AtomicUsize::new(0),
                 draining: AtomicBool::new(false),
+                waiting_for_room: AtomicUsize::new(0),
             }),
+            room: Mutex::new(()),
+            room_freed: Condvar::new(),
         }
     }
 
@@ -84,26 +133,61 @@ impl<T> Mailbox<T> {
     }
 
     /// Posts `message`, waiting (spinning, then yielding) while the ring is full.
-    pub(crate) fn push(&self, message: T) {
+    /// `before_publish` runs after the claim and before the publish (see "Notifying
+    /// before the publish"), and its result is returned; the publishing store is the
+    /// last access to `self`.
+    pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce() -> R) -> R {
         let position = self.tail.fetch_add(1, Ordering::Relaxed);
         let cell = self.cell(position);
         let mut spins = 0u32;
         // Wait until the drainer freed this cell for our lap.
         while cell.sequence.load(Ordering::Acquire) != position {
             spins += 1;
-            if spins < 64 {
+            if spins <= ROOM_SPINS {
                 spin_hint();
-            } else {
+            } else if spins <= ROOM_SPINS + ROOM_YIELDS {
                 thread::yield_now();
+            } else {
+                self.sleep_until_free(cell, position);
             }
         }
         // SAFETY: sequence == position means the cell is free for this lap and only the
         // producer that claimed `position` writes it.
         cell.message
             .with_mut(|slot| unsafe { (*slot).write(message) });
-        // Publish the payload to the drainer.
+        let result = before_publish();
+        // Publish the payload to the drainer. Nothing of `self` is touched after this.
         cell.sequence
             .store(position.wrapping_add(1), Ordering::Release);
+        result
+    }
+
+    /// Sleeps until the drainer frees `cell` for `position` (see "A full ring").
+    fn sleep_until_free(&self, cell: &Cell<T>, position: usize) {
+        self.drainer
+            .waiting_for_room
+            .fetch_add(1, Ordering::Relaxed);
+        // Pairs with the drainer's fence: it sees us counted, or we see the cell freed.
+        fence(Ordering::SeqCst);
+        let mut room = self.room.lock().unwrap_or_else(|e| e.into_inner());
+        while cell.sequence.load(Ordering::Acquire) != position {
+            room = self
+                .room_freed
+                .wait(room)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(room);
+        self.drainer
+            .waiting_for_room
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether a message was claimed and not yet drained (published or not): the
+    /// decisive look of a worker about to sleep (see "Notifying before the publish").
+    /// May say `true` spuriously (a stale `head`), never `false` for a claim ordered
+    /// before the caller's SeqCst fence.
+    pub(crate) fn has_claims(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) != self.drainer.head.load(Ordering::Relaxed)
     }
 
     /// Whether a published message may be waiting (a cheap look for idle workers).
@@ -112,10 +196,25 @@ impl<T> Mailbox<T> {
         self.cell(head).sequence.load(Ordering::Acquire) != head.wrapping_add(1)
     }
 
+    /// Whether a published message waits and nobody is draining: the look of an idle
+    /// worker for work it can take (a drainer at work is responsible for the rest).
+    /// Reads the drainer's line, written once per batch, before any cell.
+    pub(crate) fn needs_drainer(&self) -> bool {
+        !self.drainer.draining.load(Ordering::Relaxed) && !self.is_empty()
+    }
+
     /// Takes up to `max` messages in order and gives each to `handle`. Returns how many,
     /// or `None` if another thread is draining.
+    ///
+    /// `head` is stored once, at the end of the batch: meanwhile the idle workers'
+    /// looks read a stale head, which can only make them see work that is being
+    /// drained (and the flag tells them so), never miss a claim.
     pub(crate) fn drain(&self, max: usize, mut handle: impl FnMut(T)) -> Option<usize> {
-        if self.drainer.draining.swap(true, Ordering::Acquire) {
+        // Look before the swap: a worker finding the flag taken leaves the drainer's
+        // line shared instead of taking it away once per look.
+        if self.drainer.draining.load(Ordering::Relaxed)
+            || self.drainer.draining.swap(true, Ordering::Acquire)
+        {
             return None;
         }
         let mut head = self.drainer.head.load(Ordering::Relaxed);
@@ -134,11 +233,21 @@ impl<T> Mailbox<T> {
             cell.sequence
                 .store(head.wrapping_add(self.cells.len()), Ordering::Release);
             head = head.wrapping_add(1);
-            self.drainer.head.store(head, Ordering::Relaxed);
             taken += 1;
             handle(message);
         }
+        self.drainer.head.store(head, Ordering::Relaxed);
         self.drainer.draining.store(false, Ordering::Release);
+        if taken > 0 {
+            // Pairs with a sleeping producer's fence (see "A full ring").
+            fence(Ordering::SeqCst);
+            if self.drainer.waiting_for_room.load(Ordering::Relaxed) != 0 {
+                // Taking the lock orders the frees above before a sleeper's next look,
+                // or its wait before the notification; no lock is held across the wake.
+                drop(self.room.lock().unwrap_or_else(|e| e.into_inner()));
+                self.room_freed.notify_all();
+            }
+        }
         Some(taken)
     }
 }
@@ -166,7 +275,7 @@ mod tests {
                 let mailbox = mailbox.clone();
                 std::thread::spawn(move || {
                     for i in 0..10_000 {
-                        mailbox.push((p, i));
+                        mailbox.push((p, i), || {});
                     }
                 })
             })

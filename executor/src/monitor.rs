@@ -28,7 +28,8 @@ pub enum Stall {
         task: TaskId,
         /// Its name.
         name: Option<String>,
-        /// The outstanding tokens' descriptions.
+        /// The outstanding tokens' descriptions, each once, followed by ` (xN)` when
+        /// `N > 1` tokens with that description are out.
         tokens: Vec<String>,
     },
     /// A worker has been inside one task body for the whole stall: the body blocks
@@ -348,18 +349,16 @@ fn total_progress(shared: &Shared) -> u64 {
         .fold(0, u64::wrapping_add)
 }
 
+/// Tasks whose body returned and that wait for tokens, in id order, with the
+/// descriptions of the tokens still out.
 fn tokens_by_task(shared: &Shared) -> BTreeMap<TaskId, Vec<String>> {
-    let mut by_task: BTreeMap<TaskId, Vec<String>> = BTreeMap::new();
-    for (task, description) in shared.outstanding_tokens() {
-        by_task.entry(task).or_default().push(description);
-    }
-    by_task
+    shared.tasks_waiting_for_tokens().into_iter().collect()
 }
 
 fn expire_deadline(shared: &Shared, bits: u64) {
     let id = task_id_from_bits(bits);
-    let waiting_for = tokens_by_task(shared)
-        .remove(&id)
+    let waiting_for = shared
+        .outstanding_tokens_of(id)
         .map(|t| t.join(", "))
         .unwrap_or_default();
     let waited = shared.deadline_of(id).unwrap_or_default();

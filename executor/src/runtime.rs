@@ -6,7 +6,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use crossbeam_deque::{Injector, Worker};
-use slab::Slab;
 
 use crate::block_on::block_on;
 use crate::deps::DepList;
@@ -205,7 +204,6 @@ impl RuntimeBuilder {
             counters: GlobalCounters::default(),
             epoch,
             tracer: Tracer::new(self.workers, epoch),
-            tokens: Padded(Mutex::new(Slab::new())),
             lifecycle: AtomicU8::new(lifecycle::OPEN),
             submitters: Padded(AtomicUsize::new(0)),
             releases: Padded(crate::held::ReleaseQueue::new()),

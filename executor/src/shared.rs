@@ -7,17 +7,15 @@ use std::task::{Context, Poll};
 
 use crossbeam_deque::{Injector, Steal, Stealer};
 
-use slab::Slab;
-
 use crate::console::TaskSpan;
-use crate::deferred::{BODY, Completion, TokenRecord, body_return_finishes, cancel_wins};
+use crate::deferred::{BODY, Completion, body_return_finishes, cancel_wins};
 use crate::error::TaskError;
 use crate::id_waiters::IdWaiters;
 use crate::mailbox::Mailbox;
 use crate::monitor::Monitor;
 use crate::sleep::Sleep;
 use crate::stats::{GlobalCounters, SAMPLE_EVERY, WorkerState, nanos_since};
-use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering, thread};
+use crate::sync::{AtomicU8, AtomicUsize, Ordering, thread};
 use crate::task::{Closed, Fanout, TaskId, borrowed_waker, close_and_walk, run_state};
 use crate::trace::Tracer;
 use crate::window::Window;
@@ -53,10 +51,6 @@ pub(crate) struct Shared {
     pub(crate) id_waiters: IdWaiters,
     /// Deferred completions on their way to a worker (DESIGN.md §6).
     pub(crate) mailbox: Mailbox<Completion>,
-    /// Outstanding completion tokens, for their errors and the watchdog. Locked by the
-    /// worker taking or draining tokens: on cache lines of its own, away from what
-    /// token completers read.
-    pub(crate) tokens: Padded<Mutex<Slab<TokenRecord>>>,
     /// Deadlines and the watchdog.
     pub(crate) monitor: Monitor,
     /// Per-worker progress, current task and counters.
@@ -228,9 +222,16 @@ impl Shared {
     }
 
     /// Whether any queue or the mailbox holds work (the sleep protocol's last look).
+    /// A claimed mailbox message counts before it is published (`crate::mailbox`).
     pub(crate) fn has_work(&self) -> bool {
+        self.mailbox.has_claims() || self.has_visible_work()
+    }
+
+    /// [`Shared::has_work`] without unpublished mailbox claims: the cheap look of a
+    /// spinning worker, which keeps off the line the mailbox's producers write.
+    pub(crate) fn has_visible_work(&self) -> bool {
         !self.injector.is_empty()
-            || !self.mailbox.is_empty()
+            || self.mailbox.needs_drainer()
             || self.releases.is_pending()
             || self.stealers.iter().any(|s| !s.is_empty())
     }
@@ -468,8 +469,15 @@ impl Shared {
         slot.join_waker.clear();
         // SAFETY: R6.
         unsafe { slot.trim_edges() };
+        // SAFETY: R6.
+        let held_runtime = unsafe { slot.tokens.reset() };
         self.window
             .recycle(index, worker::current_index(self).is_some());
+        if held_runtime {
+            // R12: the book's strong count goes back last. Every caller holds a count
+            // of its own (a worker, a handle, the monitor, a post after stopping).
+            worker::give_back_runtime_count(self);
+        }
     }
 
     /// Marks the start of a submission; `false` (and nothing to undo) when the runtime
@@ -524,11 +532,19 @@ impl Shared {
     /// only a task whose producers have all finished is cancelled, and cancelling it
     /// readies its consumers, so no fan-out list is walked after its consumer finished.
     pub(crate) fn cancel_outstanding(&self) {
-        // Completions that already arrived count: apply them first.
-        while self.mailbox.drain(usize::MAX, |c| {
-            self.process_completion(c, &mut |index| self.schedule(index))
-        }) != Some(0)
-        {}
+        // Completions that already arrived count: apply them first, including those
+        // claimed and still being published (their producers are about to).
+        loop {
+            let drained = self.mailbox.drain(usize::MAX, |c| {
+                self.process_completion(c, &mut |index| self.schedule(index))
+            });
+            if drained == Some(0) && !self.mailbox.has_claims() {
+                break;
+            }
+            if drained == Some(0) {
+                thread::yield_now();
+            }
+        }
         let mut cancellable = Vec::new();
         for (index, slot) in self.window.slots.iter().enumerate() {
             // Generation first: if the slot is reclaimed after, `fanout_state` says Stale.

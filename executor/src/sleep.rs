@@ -185,12 +185,25 @@ impl Sleep {
     /// searching (it will find the work, or pass it on when it stops searching).
     #[inline]
     pub(crate) fn notify_one(&self) {
-        fence(Ordering::SeqCst);
-        if self.counts.searching.load(Ordering::Relaxed) != 0
-            || self.counts.sleepers.load(Ordering::Relaxed) == 0
-        {
-            return;
+        if self.must_wake() {
+            self.wake_one();
         }
+    }
+
+    /// The first half of [`Sleep::notify_one`], for a producer that must do something
+    /// between deciding and waking (the mailbox publishes in between): whether a
+    /// sleeper must be woken, i.e. nobody is searching and someone sleeps. If so the
+    /// caller calls [`Sleep::wake_one`].
+    #[inline]
+    pub(crate) fn must_wake(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.counts.searching.load(Ordering::Relaxed) == 0
+            && self.counts.sleepers.load(Ordering::Relaxed) != 0
+    }
+
+    /// The second half of [`Sleep::notify_one`]: wakes one sleeper, if one is still
+    /// announced.
+    pub(crate) fn wake_one(&self) {
         let chosen = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             let chosen = idle.pop();

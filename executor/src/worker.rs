@@ -3,6 +3,7 @@
 //! protocol in [`crate::sleep`] when all are empty.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::time::Instant;
 
 use crossbeam_deque::Worker;
@@ -18,15 +19,17 @@ struct Context {
     local: Worker<u32>,
     /// The slot whose body this worker is polling (`u32::MAX`: none), for `defer`.
     current_task: Cell<u32>,
-    /// Strong counts of `shared` this worker took ahead for completion tokens (see
-    /// `current_task`); given back when the worker exits.
+    /// Strong counts of `shared` this worker holds ahead for token books (see
+    /// [`take_runtime_count`]); given back when the worker exits.
     token_credits: Cell<u32>,
 }
 
-/// Strong counts of the runtime a worker takes at once for the tokens it hands out:
-/// the token's completer drops its count on another thread, so taking one per token
-/// would move the count's cache line between the two threads twice per token.
+/// Strong counts of the runtime a worker takes at once for the token books of the
+/// tasks it runs (rule R12 in `crate::deferred`), and the most it keeps of those
+/// given back by the slots it reclaims: a count per task taken and given back on the
+/// shared counter would move its cache line between threads twice per task.
 const TOKEN_CREDITS: u32 = 64;
+const MAX_TOKEN_CREDITS: u32 = 4 * TOKEN_CREDITS;
 
 thread_local! {
     static CURRENT: Cell<*const Context> = const { Cell::new(std::ptr::null()) };
@@ -49,15 +52,30 @@ pub(crate) fn push_local(shared: &Shared, index: u32) -> bool {
     })
 }
 
-/// The runtime and slot of the task body running on this thread, if any.
-pub(crate) fn current_task() -> Option<(Arc<Shared>, u32)> {
+/// The runtime and slot of the task body running on this thread, if any. The
+/// pointer is valid while this worker runs.
+pub(crate) fn current_task() -> Option<(NonNull<Shared>, u32)> {
     CURRENT.with(|current| {
         // SAFETY: as in `push_local`.
         let ctx = unsafe { current.get().as_ref() }?;
         let index = ctx.current_task.get();
-        if index == u32::MAX {
-            return None;
-        }
+        (index != u32::MAX).then(|| (NonNull::from(shared_of(ctx)), index))
+    })
+}
+
+fn shared_of(ctx: &Context) -> &Shared {
+    // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker holds for
+    // its whole life (`run_worker`), which outlives `ctx`.
+    unsafe { &*ctx.shared }
+}
+
+/// Moves one strong count of the current worker's runtime to the caller (a token
+/// book, rule R12), from the worker's credits. Called only by `defer` on a worker.
+pub(crate) fn take_runtime_count() {
+    CURRENT.with(|current| {
+        // SAFETY: as in `push_local`.
+        let ctx = unsafe { current.get().as_ref() }
+            .expect("taskweave: a token book's runtime count taken off a worker");
         if ctx.token_credits.get() == 0 {
             for _ in 0..TOKEN_CREDITS {
                 // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker
@@ -68,10 +86,38 @@ pub(crate) fn current_task() -> Option<(Arc<Shared>, u32)> {
             ctx.token_credits.set(TOKEN_CREDITS);
         }
         ctx.token_credits.set(ctx.token_credits.get() - 1);
-        // SAFETY: as above; one credited count moves to the returned `Arc`.
-        let shared = unsafe { Arc::from_raw(ctx.shared) };
-        Some((shared, index))
     })
+}
+
+/// Gives back one strong count of `shared` that a token book held (R12): to the
+/// credits of the current worker if it is one of `shared`'s, else to the counter.
+/// The caller holds a count of its own, so this is never the last one.
+pub(crate) fn give_back_runtime_count(shared: &Shared) {
+    let kept = CURRENT.with(|current| {
+        // SAFETY: as in `push_local`.
+        match unsafe { current.get().as_ref() } {
+            Some(ctx) if std::ptr::eq(ctx.shared, shared) => {
+                let credits = ctx.token_credits.get() + 1;
+                if credits > MAX_TOKEN_CREDITS {
+                    for _ in TOKEN_CREDITS..credits {
+                        // SAFETY: each credit is a count this worker holds, beside the
+                        // `Arc` it holds for its whole life.
+                        unsafe { Arc::decrement_strong_count(ctx.shared) };
+                    }
+                    ctx.token_credits.set(TOKEN_CREDITS);
+                } else {
+                    ctx.token_credits.set(credits);
+                }
+                true
+            }
+            _ => false,
+        }
+    });
+    if !kept {
+        // SAFETY: the count was taken on this `Arc` allocation (`take_runtime_count`)
+        // and the caller holds another one, so the allocation stays alive.
+        unsafe { Arc::decrement_strong_count(shared as *const Shared) };
+    }
 }
 
 /// Marks which task body this worker thread is polling (for `defer` and the
@@ -192,13 +238,18 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         // tasks are never starved by a long local chain.
         // Slot holds handed over by submitters (`HeldTasks::release_later`) likewise.
         if handoff.is_none() || since_drain >= DRAIN_EVERY {
-            if !shared.mailbox.is_empty() {
+            if shared.mailbox.needs_drainer() {
                 since_drain = 0;
                 let drained = shared.drain_mailbox(&mut handoff);
                 if drained > 0 {
                     state.progress.add(1);
                     state.drains.add(1);
                     state.drained.add(drained as u64);
+                    // More mail and nothing else to run: drain again at once rather
+                    // than going through the search (steal, searcher role) per batch.
+                    if handoff.is_none() && ctx.local.is_empty() && shared.mailbox.needs_drainer() {
+                        continue;
+                    }
                 }
             }
             if shared.run_releases() {
@@ -257,7 +308,7 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             // token's completion in the mailbox) is taken within a few spins instead of
             // at the end of the round.
             for _ in 0..16 {
-                if shared.has_work() {
+                if shared.has_visible_work() {
                     break;
                 }
                 spin_hint();

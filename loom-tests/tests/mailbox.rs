@@ -1,10 +1,11 @@
 //! The completion mailbox: no message lost, duplicated or reordered per producer, and
 //! the drainer sees each payload its producer wrote; a producer facing a full ring
-//! waits for the drainer instead of dropping or overwriting.
+//! waits for the drainer instead of dropping or overwriting; and a token's report,
+//! which decides on a wake before it publishes, never leaves it to a worker asleep.
 #![cfg(taskweave_loom)]
 
 use loom::sync::Arc;
-use taskweave_executor::loom_hooks::Mailbox;
+use taskweave_executor::loom_hooks::{Mailbox, Sleep};
 
 /// Drains until `expected` messages arrived, checking per-producer order.
 fn drain_all(mailbox: &Mailbox, expected: usize, producers: usize) -> Vec<usize> {
@@ -59,5 +60,61 @@ fn a_producer_waits_for_room_in_a_full_ring() {
         assert_eq!(drain_all(&mailbox, 3, 1), [3]);
         producer.join().unwrap();
         assert!(mailbox.is_empty());
+    });
+}
+
+/// A worker going to sleep as the runtime's workers do: drain; if nothing came,
+/// announce, take the decisive last look (claims count, published or not), then
+/// withdraw or park. Returns once `expected` messages arrived.
+fn sleep_until_drained(mailbox: &Mailbox, sleep: &Sleep, expected: usize, mut searching: bool) {
+    let mut received = 0;
+    while received < expected {
+        let taken = mailbox.drain(usize::MAX, |_| received += 1);
+        if taken.unwrap_or(0) > 0 {
+            continue;
+        }
+        sleep.announce(0, searching);
+        searching = false;
+        if mailbox.has_claims() || !mailbox.is_empty() {
+            sleep.withdraw(0);
+            loom::thread::yield_now();
+        } else {
+            sleep.park(0);
+        }
+    }
+}
+
+/// A token's report decides whether to wake a sleeper before it publishes (so that
+/// the publish can be its last access to the runtime) and wakes after it: a worker
+/// going to sleep meanwhile is never left asleep with the report in the ring
+/// (loom reports a deadlock if it is).
+#[test]
+fn a_report_is_never_left_with_every_worker_asleep() {
+    loom::model(|| {
+        let mailbox = Arc::new(Mailbox::new(2));
+        let sleep = Arc::new(Sleep::new(1));
+        let (m, s) = (mailbox.clone(), sleep.clone());
+        let producer = loom::thread::spawn(move || m.push_notifying((0, 0), &s));
+        sleep_until_drained(&mailbox, &sleep, 1, false);
+        producer.join().unwrap();
+    });
+}
+
+/// As above with the worker searching when the report arrives: the reporter counts
+/// on the searcher and wakes nobody; the searcher giving up its role must still see
+/// the claim (SeqCst claim against its announcement and fence).
+#[test]
+fn a_report_counting_on_a_searcher_is_not_lost_when_it_gives_up() {
+    loom::model(|| {
+        let mailbox = Arc::new(Mailbox::new(2));
+        let sleep = Arc::new(Sleep::new(1));
+        assert!(sleep.start_searching());
+        let (m, s) = (mailbox.clone(), sleep.clone());
+        let producer = loom::thread::spawn(move || {
+            m.push_notifying((0, 0), &s);
+            m.push_notifying((0, 1), &s);
+        });
+        sleep_until_drained(&mailbox, &sleep, 2, true);
+        producer.join().unwrap();
     });
 }

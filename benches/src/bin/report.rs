@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use taskweave_benches::goals::{goals, time_ratio};
 use taskweave_benches::measurement::{self, Measurement, median};
+use taskweave_benches::run_state;
 use taskweave_benches::workload::{self, System, SystemRuntime, Workload};
 
 const USAGE: &str = "usage: report [--quick] [--only NAME,PREFIX,..] [--rounds N] [--threads T] \
@@ -323,16 +324,18 @@ fn parse_child(args: &[String]) -> Result<ChildJob, String> {
     Ok(job)
 }
 
-/// The child: start the system, prepare, time `rounds` runs, print the line with
-/// the median time and this process's peak RSS.
+/// The child: start the system, prepare, time `rounds` runs (less their
+/// [`run_state::untimed`] phases), print the line with the median time and this
+/// process's peak RSS.
 fn measure_in_this_process(job: ChildJob) -> ExitCode {
     let runtime = SystemRuntime::start(job.system, job.threads);
     (job.workload.prepare)(job.size);
     let mut samples: Vec<Duration> = (0..job.rounds)
         .map(|_| {
+            run_state::take_untimed();
             let started = Instant::now();
             std::hint::black_box(runtime.run(job.workload, job.size));
-            started.elapsed()
+            started.elapsed().saturating_sub(run_state::take_untimed())
         })
         .collect();
     let measured = Measurement::new(

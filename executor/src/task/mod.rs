@@ -27,6 +27,7 @@
 //! | `dep_failure` | the first failed producer's error, set before its fan-in decrement |
 //! | `deferred: AtomicU32` | outstanding completion tokens, `BODY`, `CUT` (R11) |
 //! | `token_error` | the first failed or dropped token's error, set before its report is counted |
+//! | `tokens` | the token book: descriptions of the tokens taken, per run of equal ones, with counts (R11, R12) |
 //!
 //! ## Rules
 //!
@@ -74,6 +75,11 @@
 //!   while the body has not returned, `CUT` once finished early) decides which one
 //!   thread finishes a task whose body deferred its completion; the finisher owns
 //!   `meta` like R4. The full rule is in `crate::deferred`.
+//! - **R12 (runtime keep-alive).** Completion tokens point at the runtime without a
+//!   strong count each: the first token of an occupancy moves one strong count into
+//!   the slot's token book, and reclaim (R6) gives it back as its last step; a
+//!   reporting thread touches the runtime after publishing its report only through a
+//!   strong count of its own. The full rule is in `crate::deferred`.
 
 mod body;
 mod graph;

@@ -173,6 +173,8 @@ pub(crate) struct Slot {
     pub(crate) deferred: AtomicU32,
     /// First failed or dropped token's error (R11: recorded before the count decrement).
     token_error: FirstError,
+    /// Descriptions of the tokens the task took (R11, R12; `crate::deferred::TokenBook`).
+    pub(crate) tokens: crate::deferred::TokenBook,
     pub(crate) join_waker: AtomicWaker,
     /// Console span id for waker events (zero-sized without the `console` feature).
     pub(crate) waker_tag: crate::console::WakerTag,
@@ -224,6 +226,7 @@ impl Slot {
             dep_failure: FirstError::new(),
             deferred: AtomicU32::new(0),
             token_error: FirstError::new(),
+            tokens: crate::deferred::TokenBook::new(),
             join_waker: AtomicWaker::new(),
             waker_tag: crate::console::WakerTag::new(),
             meta: UnsafeCell::new(Meta::default()),
