@@ -488,3 +488,50 @@ fn failed_tasks_stay_in_the_map_across_cleanups_while_their_scope_holds_them() {
         .unwrap();
     assert!(rest.wait_blocking().unwrap().iter().all(|&v| v == 1));
 }
+
+#[test]
+fn a_writer_failed_by_its_token_after_its_body_returned_stays_in_the_map() {
+    // The body returns normally; the task fails later, when its deferred token
+    // fails. Cleanups in between must still see the failure (the map looks at the
+    // task's slot, not at how its body ended).
+    let rt = runtime();
+    let scope = Scope::new(&rt, "token_failure");
+    let x = scope.zeros::<u32>("x", [2048]);
+    let writer = scope
+        .task(x.write(0..1), |mut v| {
+            v[[0]] = 7;
+            let token = taskweave::defer("dma: x[0]");
+            std::thread::spawn(move || token.fail("dma engine fault"));
+        })
+        .name("dma_writer")
+        .submit_blocking()
+        .unwrap();
+    // Awaiting the handle gives it up; the scope still holds the task's slot.
+    assert!(matches!(
+        writer.wait_blocking(),
+        Err(TaskError::TokenFailed { .. })
+    ));
+    // Enough unrelated accesses, finished, for several cleanups of x's map.
+    for i in 1..2048 {
+        drop(
+            scope
+                .task(x.write(i..i + 1), |mut v| v[[0]] = 1)
+                .submit_blocking()
+                .unwrap(),
+        );
+        if i % 256 == 0 {
+            rt.synchronize_blocking();
+        }
+    }
+    rt.synchronize_blocking();
+    let reader = scope
+        .task(x.read(0..1), |v| v.to_vec())
+        .submit_blocking()
+        .unwrap();
+    match reader.wait_blocking() {
+        Err(TaskError::DependencyFailed { root_name, .. }) => {
+            assert_eq!(root_name.as_deref(), Some("dma_writer"))
+        }
+        other => panic!("expected a failure from dma_writer, got {other:?}"),
+    }
+}

@@ -22,7 +22,7 @@ use crate::sleep::Sleep;
 use crate::stats::{GlobalCounters, Stats, WorkerState};
 use crate::submit::Submit;
 use crate::sync::{Arc, AtomicU8, AtomicUsize, Mutex, thread};
-use crate::task::{BoxError, FnBody, MAX_WINDOW, TaskId};
+use crate::task::{BoxError, Closed, Fanout, FnBody, MAX_WINDOW, TaskId};
 use crate::trace::Tracer;
 use crate::window::Window;
 use crate::worker;
@@ -441,6 +441,31 @@ impl Runtime {
     /// Whether task `id` has finished (completed, failed, cancelled, or stale).
     pub fn is_finished(&self, id: TaskId) -> bool {
         !self.shared.is_open(id)
+    }
+
+    /// How task `id` ended, read with one look at its slot (no holder taken, unlike
+    /// [`Runtime::watch`]): `None` while it is open; `Some(true)` if it failed or was
+    /// cancelled and its slot still holds that outcome (a dependency on it fails);
+    /// `Some(false)` if it completed, or finished so long ago that its slot was
+    /// reclaimed (its outcome is gone, as for any stale id).
+    ///
+    /// ```
+    /// use taskweave_executor::Runtime;
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let ok = rt.task(|| 1).submit_blocking();
+    /// let bad = rt.try_task(|| Err::<(), _>("broken")).submit_blocking();
+    /// rt.synchronize_blocking();
+    /// assert_eq!((rt.failed(ok.id()), rt.failed(bad.id())), (Some(false), Some(true)));
+    /// ```
+    pub fn failed(&self, id: TaskId) -> Option<bool> {
+        let Some(slot) = self.shared.window.slots.get(id.index() as usize) else {
+            return Some(false);
+        };
+        match slot.fanout_state(id.generation()) {
+            Fanout::Open => None,
+            Fanout::Closed(Closed::Failed) => Some(true),
+            Fanout::Closed(Closed::Ok) | Fanout::Stale => Some(false),
+        }
     }
 
     /// Tells the watchdog that the orchestrator is about to wait for task `task`, a

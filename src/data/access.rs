@@ -8,7 +8,6 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::element::Element;
 use super::region::Region;
@@ -173,24 +172,10 @@ pub struct AccessInfo<'a> {
 }
 
 /// An access as the task body owns it: the tensor kept alive, the region, the mode.
-///
-/// Dropped without [`OwnedAccesses::complete`] (the body failed, panicked or never
-/// ran), it counts a failure on its tensor (see the map's cleanup).
 pub struct OwnedAccess<T: Element, M: Mode> {
     tensor: Arc<TensorInner<T>>,
     region: Region,
-    completed: bool,
     mode: PhantomData<M>,
-}
-
-impl<T: Element, M: Mode> Drop for OwnedAccess<T, M> {
-    fn drop(&mut self) {
-        if !self.completed {
-            // Before the task finishes (its body is dropped first), so a cleanup that
-            // sees the task finished sees this too (Release, paired with its Acquire).
-            self.tensor.meta.failures.fetch_add(1, Ordering::Release);
-        }
-    }
 }
 
 /// What a task declares it accesses: an [`Access`], `()`, a tuple of up to eight
@@ -214,9 +199,6 @@ pub trait OwnedAccesses: sealed::Owned + Send + 'static {
     #[doc(hidden)]
     /// Whether any access is to a manual tensor (then the run-time checker is used).
     fn any_manual(&self) -> bool;
-    #[doc(hidden)]
-    /// Marks the accesses as completed: the body returned successfully.
-    fn complete(&mut self);
     #[doc(hidden)]
     /// # Safety
     /// The task owning these accesses is running, every access was checked at
@@ -249,7 +231,6 @@ impl<T: Element, M: Mode> Accesses for Access<'_, T, M> {
         OwnedAccess {
             tensor: Arc::clone(self.tensor),
             region: self.region,
-            completed: false,
             mode: PhantomData,
         }
     }
@@ -265,10 +246,6 @@ impl<T: Element, M: Mode> OwnedAccesses for OwnedAccess<T, M> {
     #[inline]
     fn any_manual(&self) -> bool {
         self.tensor.meta.manual
-    }
-
-    fn complete(&mut self) {
-        self.completed = true;
     }
 
     unsafe fn views<'v>(&'v self) -> M::View<'v, T> {
@@ -296,7 +273,6 @@ impl OwnedAccesses for () {
     fn any_manual(&self) -> bool {
         false
     }
-    fn complete(&mut self) {}
     unsafe fn views(&self) {}
 }
 
@@ -319,10 +295,6 @@ impl<A: Accesses> Accesses for Vec<A> {
 
 impl<O: OwnedAccesses> OwnedAccesses for Vec<O> {
     type Views<'v> = Vec<O::Views<'v>>;
-
-    fn complete(&mut self) {
-        self.iter_mut().for_each(OwnedAccesses::complete);
-    }
 
     fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
         for access in self {
@@ -362,10 +334,6 @@ impl<A: Accesses, const N: usize> Accesses for [A; N] {
 
 impl<O: OwnedAccesses, const N: usize> OwnedAccesses for [O; N] {
     type Views<'v> = [O::Views<'v>; N];
-
-    fn complete(&mut self) {
-        self.iter_mut().for_each(OwnedAccesses::complete);
-    }
 
     fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
         for access in self {
@@ -407,12 +375,6 @@ macro_rules! tuple_accesses {
 
         impl<$($name: OwnedAccesses),+> OwnedAccesses for ($($name,)+) {
             type Views<'v> = ($($name::Views<'v>,)+);
-
-            #[allow(non_snake_case)]
-            fn complete(&mut self) {
-                let ($($name,)+) = self;
-                $($name.complete();)+
-            }
 
             #[allow(non_snake_case)]
             fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {

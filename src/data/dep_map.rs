@@ -34,12 +34,11 @@
 //!   grid by its live entries, see [`cells`](super::cells)).
 
 use std::hash::Hasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use smallvec::SmallVec;
 
 use super::access::AccessKind;
-use super::cells::{Cell, Cells, Entry, PAGE};
+use super::cells::{Cell, Cells, Entry};
 use super::region::{Bounds, MAX_RANK};
 use crate::graph::DepKind;
 use crate::{Runtime, TaskId};
@@ -58,10 +57,6 @@ pub(crate) struct DepMap {
     items: usize,
     /// Run a cleanup when `items` exceeds this.
     cleanup_at: usize,
-    /// The tensor's failure count at the last cleanup.
-    failures_seen: u64,
-    /// Whether the last cleanup kept a failed task.
-    retains_failures: bool,
 }
 
 /// The boxes of one extent and phase: cell `k` (lattice coordinates) spans
@@ -82,8 +77,6 @@ impl Default for DepMap {
             grids: Vec::new(),
             items: 0,
             cleanup_at: MIN_CLEANUP,
-            failures_seen: 0,
-            retains_failures: false,
         }
     }
 }
@@ -163,15 +156,7 @@ impl DepMap {
 
     /// Records that `task` accesses box `query` in `kind`: a write becomes the box's
     /// writer (clearing its readers), a read joins its readers.
-    /// `failures` is the tensor's count of tasks that did not complete (for cleanup).
-    pub(crate) fn record(
-        &mut self,
-        query: &Bounds,
-        kind: AccessKind,
-        task: TaskId,
-        rt: &Runtime,
-        failures: &AtomicU64,
-    ) {
+    pub(crate) fn record(&mut self, query: &Bounds, kind: AccessKind, task: TaskId, rt: &Runtime) {
         let (at, cell) = if let [grid] = &self.grids[..]
             && let Some(cell) = grid.cell_of(query)
         {
@@ -190,7 +175,7 @@ impl DepMap {
             self.items += 1;
         }
         if self.items > self.cleanup_at {
-            self.cleanup(rt, failures);
+            self.cleanup(rt);
         }
     }
 
@@ -233,91 +218,33 @@ impl DepMap {
 
     /// Drops finished tasks (keeping held failures) and empty entries.
     ///
-    /// Telling a failed task from a completed one takes a `TaskWatch` (an
-    /// acquisition of its slot); telling finished from running takes one load. So the
-    /// common case, where no task that accessed this tensor failed since the last
-    /// cleanup (the tensor's `failures` count, which a task bumps before it finishes,
-    /// has not moved), prunes on the load alone, one page at a time: pass one notes
-    /// which tasks of the page have finished, then the count is read, then pass two
-    /// prunes only the tasks noted. A failure of a task noted in pass one shows in the
-    /// count (bumped before the task finished, read after we saw it finished); a task
-    /// that finishes later is not pruned by this cleanup. Once the count has moved, or
-    /// while failed tasks are retained, every finished task's outcome is looked at.
+    /// One look at each task's slot ([`Runtime::failed`]) tells running (keep),
+    /// completed or long gone (drop), and failed with its slot still held (keep, so
+    /// that later accesses fail with it deterministically; dropped once its slot is
+    /// reclaimed). A task's accesses are recorded together, so consecutive entries
+    /// often name the same task: the last answer is remembered (a task seen running
+    /// may finish meanwhile; a later cleanup prunes it).
     #[inline(never)]
-    fn cleanup(&mut self, rt: &Runtime, failures: &AtomicU64) {
-        let mut careful = self.retains_failures;
-        if careful {
-            // Acquire, as below: the count before any outcome is looked at.
-            self.failures_seen = failures.load(Ordering::Acquire);
-        }
-        let mut retained = false;
+    fn cleanup(&mut self, rt: &Runtime) {
         let mut items = 0;
-        // A task's accesses are recorded together, so consecutive entries often name
-        // the same task: remember the last answer (a task seen running may finish
-        // meanwhile; it is then pruned by a later cleanup).
-        let mut last = (TaskId::INVALID, false);
-        let mut is_finished = |task: TaskId| {
+        let mut last = (TaskId::INVALID, None);
+        let mut prune = |task: TaskId| {
             if task != last.0 {
-                last = (task, rt.is_finished(task));
+                last = (task, rt.failed(task));
             }
-            last.1
+            last.1 == Some(false)
         };
-        let drop_task = |task: TaskId, retained: &mut bool| match status(rt, task) {
-            Status::Done => true,
-            Status::Running => false,
-            Status::Failed => {
-                *retained = true;
-                false
-            }
-        };
-        let failures_seen = &mut self.failures_seen;
         for grid in &mut self.grids {
             grid.cells.for_each_page(|entries| {
-                // Pass one: which tasks of each entry have finished (bit 0: the
-                // writer, bit 1 + i: reader i; readers past 62 are not pruned here).
-                let mut finished = [0u64; PAGE];
-                if !careful {
-                    for (entry, finished) in entries.iter().zip(&mut finished) {
-                        if !entry.is_live() {
-                            continue;
-                        }
-                        *finished = u64::from(entry.writer.is_valid() && is_finished(entry.writer));
-                        if !entry.readers.is_empty() {
-                            for (i, reader) in entry.readers.iter().take(63).enumerate() {
-                                *finished |= u64::from(is_finished(*reader)) << (i + 1);
-                            }
-                        }
-                    }
-                    // Acquire: every failure counted by a task seen finished above is
-                    // visible.
-                    let failed = failures.load(Ordering::Acquire);
-                    careful = failed != *failures_seen;
-                    *failures_seen = failed;
-                }
-                // Pass two.
-                for (entry, &finished) in entries.iter_mut().zip(&finished) {
+                for entry in entries.iter_mut() {
                     if !entry.is_live() {
                         continue;
                     }
-                    if careful {
-                        if entry.writer.is_valid() && drop_task(entry.writer, &mut retained) {
-                            entry.writer = TaskId::INVALID;
-                        }
-                        entry
-                            .readers
-                            .retain(|reader| !drop_task(*reader, &mut retained));
-                    } else {
-                        if finished & 1 != 0 {
-                            entry.writer = TaskId::INVALID;
-                        }
-                        if finished > 1 {
-                            let mut bit = 1;
-                            entry.readers.retain(|_| {
-                                let done = bit < 64 && finished & (1 << bit) != 0;
-                                bit += 1;
-                                !done
-                            });
-                        }
+                    if entry.writer.is_valid() && prune(entry.writer) {
+                        entry.writer = TaskId::INVALID;
+                    }
+                    if !entry.readers.is_empty() {
+                        entry.readers.retain(|reader| !prune(*reader));
                     }
                     if entry.is_live() {
                         items += 1 + entry.readers.len();
@@ -325,7 +252,6 @@ impl DepMap {
                 }
             });
         }
-        self.retains_failures = retained;
         self.grids.retain(|grid| !grid.cells.is_empty());
         self.items = items;
         self.cleanup_at = (2 * items).max(MIN_CLEANUP);
@@ -373,32 +299,6 @@ fn remainder(x: u64, d: u64) -> u64 {
         x & (d - 1)
     } else {
         x % d
-    }
-}
-
-/// Where a task stands, for cleanup.
-enum Status {
-    /// Not finished: keep it.
-    Running,
-    /// Completed, or its slot was reclaimed (its outcome is gone, as for any stale
-    /// id): drop it.
-    Done,
-    /// Failed, and its slot is still held (by its scope): keep it, so that later
-    /// accesses fail with it, deterministically.
-    Failed,
-}
-
-fn status(rt: &Runtime, task: TaskId) -> Status {
-    if !rt.is_finished(task) {
-        return Status::Running;
-    }
-    match rt.watch(task) {
-        None => Status::Done,
-        Some(watch) => match watch.outcome() {
-            Some(Ok(())) => Status::Done,
-            Some(Err(_)) => Status::Failed,
-            None => Status::Running,
-        },
     }
 }
 
@@ -579,7 +479,6 @@ mod tests {
     use crate::data::region::{Region, Shape};
 
     /// A tensor in which no task failed.
-    static NONE: AtomicU64 = AtomicU64::new(0);
 
     fn bounds(shape: &Shape, region: Region) -> Bounds {
         region.resolve(shape).unwrap()[0]
@@ -626,17 +525,17 @@ mod tests {
         let mut map = DepMap::default();
 
         assert!(deps(&mut map, &tile, AccessKind::Write).is_empty());
-        map.record(&tile, AccessKind::Write, w1, &rt, &NONE);
+        map.record(&tile, AccessKind::Write, w1, &rt);
         assert_eq!(
             deps(&mut map, &inner, AccessKind::Read),
             [(w1, DepKind::Raw)]
         );
-        map.record(&inner, AccessKind::Read, r1, &rt, &NONE);
+        map.record(&inner, AccessKind::Read, r1, &rt);
         assert_eq!(
             deps(&mut map, &tile, AccessKind::Read),
             [(w1, DepKind::Raw)]
         );
-        map.record(&tile, AccessKind::Read, r2, &rt, &NONE);
+        map.record(&tile, AccessKind::Read, r2, &rt);
         assert!(deps(&mut map, &other, AccessKind::ReadWrite).is_empty());
         // The write covers `inner` (retired) and its own tile (kept for `record`).
         let mut found = deps(&mut map, &tile, AccessKind::Write);
@@ -644,17 +543,17 @@ mod tests {
         let mut expected = vec![(r1, DepKind::War), (r2, DepKind::War)];
         expected.sort();
         assert_eq!(found, expected);
-        map.record(&tile, AccessKind::Write, w2, &rt, &NONE);
+        map.record(&tile, AccessKind::Write, w2, &rt);
         assert_eq!(map.items(), 1);
         assert_eq!(
             deps(&mut map, &inner, AccessKind::Write),
             [(w2, DepKind::Waw)]
         );
-        map.record(&inner, AccessKind::Write, w3, &rt, &NONE);
+        map.record(&inner, AccessKind::Write, w3, &rt);
         let mut found = deps(&mut map, &inner, AccessKind::ReadWrite);
         found.sort();
         assert_eq!(found, [(w2, DepKind::Raw), (w3, DepKind::Raw)]);
-        map.record(&inner, AccessKind::Read, r3, &rt, &NONE);
+        map.record(&inner, AccessKind::Read, r3, &rt);
         drop(gate);
         for task in tasks {
             task.wait_blocking().unwrap();
@@ -672,7 +571,7 @@ mod tests {
             let b = bounds(&shape, Region::range(i..i + 1));
             let mut sink = DepSink::new(false);
             map.lookup(&b, AccessKind::Write, 0, &mut sink);
-            map.record(&b, AccessKind::Write, task.id(), &rt, &NONE);
+            map.record(&b, AccessKind::Write, task.id(), &rt);
             drop(task);
             if i % 1000 == 999 {
                 rt.synchronize_blocking();
@@ -691,7 +590,7 @@ mod tests {
         let mut map = DepMap::default();
         // A grid of extent 4 and phase 2: cells 2..6, 6..10, ...
         let cell = bounds(&shape, Region::range(2..6));
-        map.record(&cell, AccessKind::Write, t0, &rt, &NONE);
+        map.record(&cell, AccessKind::Write, t0, &rt);
         // 0..4 has the grid's extent but starts below its phase: it overlaps the
         // cell 2..6 without being a cell of the grid.
         let below = bounds(&shape, Region::range(0..4));
@@ -699,13 +598,13 @@ mod tests {
             deps(&mut map, &below, AccessKind::Read),
             [(t0, DepKind::Raw)]
         );
-        map.record(&below, AccessKind::Write, t1, &rt, &NONE);
+        map.record(&below, AccessKind::Write, t1, &rt);
         let mut found = deps(&mut map, &cell, AccessKind::Read);
         found.sort();
         assert_eq!(found, [(t0, DepKind::Raw), (t1, DepKind::Raw)]);
         // Far cells of the first grid, and a box between the lattice points.
         let far = bounds(&shape, Region::range(58..62));
-        map.record(&far, AccessKind::Write, t2, &rt, &NONE);
+        map.record(&far, AccessKind::Write, t2, &rt);
         assert_eq!(deps(&mut map, &far, AccessKind::Read), [(t2, DepKind::Raw)]);
         let between = bounds(&shape, Region::range(59..63));
         assert_eq!(
@@ -727,8 +626,8 @@ mod tests {
         let a = bounds(&shape, Region::range(10..17));
         let b = bounds(&shape, Region::range(17..30));
         let c = bounds(&shape, Region::range(0..11));
-        map.record(&a, AccessKind::Write, tasks[0].id(), &rt, &NONE);
-        map.record(&b, AccessKind::Write, tasks[1].id(), &rt, &NONE);
+        map.record(&a, AccessKind::Write, tasks[0].id(), &rt);
+        map.record(&b, AccessKind::Write, tasks[1].id(), &rt);
         assert_eq!(
             deps(&mut map, &c, AccessKind::Read),
             [(tasks[0].id(), DepKind::Raw)]
@@ -742,7 +641,6 @@ mod tests {
             AccessKind::Write,
             tasks[2].id(),
             &rt,
-            &NONE,
         );
         drop(gate);
         for task in tasks {

@@ -7,7 +7,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use super::access::{Access, Read, ReadWrite, Write};
 use super::checker::Checker;
@@ -58,10 +57,6 @@ pub struct TensorMeta {
     pub(crate) manual: bool,
     pub(crate) map: TreeCell<DepMap>,
     pub(crate) checker: Checker,
-    /// Tasks that accessed the tensor and did not complete (failed, panicked, or
-    /// never ran); bumped before such a task finishes. Lets the map's cleanup skip
-    /// looking at outcomes while nothing failed.
-    pub(crate) failures: AtomicU64,
 }
 
 /// A tensor's buffer and metadata, shared by its handle and the tasks that access it.

@@ -139,9 +139,7 @@ where
     ) -> impl Future<Output = Task<T>> + Send + 'r {
         let body = self.0;
         let run = move || -> Result<T, BoxError> {
-            let mut accesses = accesses;
             let output = with_views!(accesses, |views| body(views));
-            accesses.complete();
             Ok(output)
         };
         spawn_closure(rt, run, name, deps)
@@ -168,11 +166,7 @@ where
     ) -> impl Future<Output = Task<T>> + Send + 'r {
         let body = self.0;
         let run = move || -> Result<T, BoxError> {
-            let mut accesses = accesses;
             let result = with_views!(accesses, |views| body(views));
-            if result.is_ok() {
-                accesses.complete();
-            }
             result.map_err(Into::into)
         };
         spawn_closure(rt, run, name, deps)
@@ -198,9 +192,7 @@ where
     ) -> impl Future<Output = Task<T>> + Send + 'r {
         let body = self.0;
         let task = rt.try_task_async(async move {
-            let mut accesses = accesses;
             let output = with_views!(accesses, |views| body(views).await);
-            accesses.complete();
             Ok::<T, BoxError>(output)
         });
         submit_with!(task, name, deps)
@@ -227,11 +219,7 @@ where
     ) -> impl Future<Output = Task<T>> + Send + 'r {
         let body = self.0;
         let task = rt.try_task_async(async move {
-            let mut accesses = accesses;
             let result = with_views!(accesses, |views| body(views).await);
-            if result.is_ok() {
-                accesses.complete();
-            }
             result.map_err(Into::into)
         });
         submit_with!(task, name, deps)
@@ -263,9 +251,7 @@ where
             // The inputs' ids are among `deps`: they have completed (had one failed,
             // the executor would have failed this task without running it).
             let values = inputs.take_values()?;
-            let mut accesses = accesses;
             let output = with_views!(accesses, |views| body(values, views));
-            accesses.complete();
             Ok(output)
         };
         spawn_closure(rt, run, name, deps)

@@ -39,7 +39,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use body::{AsyncViewsFn, BoxFuture, TaskBody};
 pub use submit::DataSubmit;
@@ -319,7 +319,6 @@ impl<'p> Scope<'p> {
             manual,
             map: TreeCell::new(self.tree.id, DepMap::default()),
             checker: Checker::default(),
-            failures: AtomicU64::new(0),
         };
         Tensor::new(TensorInner::new(meta, data))
     }

@@ -352,8 +352,7 @@ where
         for access in plan.accesses.iter().filter(|a| a.tracked) {
             let map = access.info.meta.map.get(&mut guard);
             for bounds in plan.boxes(access) {
-                let failures = &access.info.meta.failures;
-                map.record(bounds, access.info.kind, id, &tree.rt, failures);
+                map.record(bounds, access.info.kind, id, &tree.rt);
             }
         }
         scope.hold(&mut guard, &task);
