@@ -478,8 +478,6 @@ mod tests {
     use super::*;
     use crate::data::region::{Region, Shape};
 
-    /// A tensor in which no task failed.
-
     fn bounds(shape: &Shape, region: Region) -> Bounds {
         region.resolve(shape).unwrap()[0]
     }
