@@ -123,9 +123,23 @@ impl Mailbox {
     pub fn new(capacity: usize) -> Self {
         Mailbox(crate::mailbox::Mailbox::new(capacity))
     }
+    /// With `lanes` lanes of `capacity` cells each.
+    pub fn with_lanes(lanes: usize, capacity: usize) -> Self {
+        Mailbox(crate::mailbox::Mailbox::with_lanes(lanes, capacity))
+    }
     /// See `mailbox::Mailbox::push`.
     pub fn push(&self, message: (usize, usize)) {
         self.0.push(message, || ())
+    }
+    /// See `mailbox::Mailbox::push_to`.
+    pub fn push_to(&self, lane: usize, message: (usize, usize)) {
+        self.0.push_to(lane, message, || ())
+    }
+    /// [`Mailbox::push_notifying`] on lane `lane`.
+    pub fn push_to_notifying(&self, lane: usize, message: (usize, usize), sleep: &Sleep) {
+        if self.0.push_to(lane, message, || sleep.0.must_wake()) {
+            sleep.0.wake_one();
+        }
     }
     /// Posts `message` as a token's report does: decides before the publish whether
     /// `sleep` has a sleeper to wake, and wakes it after the publish.

@@ -17,6 +17,19 @@
 //! makes producers wait — they never drop a message and never hold a lock while
 //! waiting. A drainer that meets a claimed but unpublished cell stops its batch there.
 //!
+//! # Lanes
+//!
+//! The mailbox is a few such rings (*lanes*, 8 in a runtime) with one drainer for
+//! all of them. A producer thread posts to a lane of its own, picked once per thread
+//! (threads beyond the lane count share lanes, which the ring protocol allows), so
+//! producers posting at the same time do not fight over one `tail` and over the
+//! cache lines of neighbouring cells — the cost that dominates a single shared ring
+//! (and crossbeam-channel's) when several threads complete tokens at once. A
+//! producer's messages stay in order (one lane, one ring); the drainer takes each
+//! lane in order and starts each batch one lane further, so no lane starves. The
+//! proofs below hold per lane; "the ring" is the producer's lane, and a worker's
+//! last look ([`Mailbox::has_claims`]) reads every lane.
+//!
 //! # A full ring
 //!
 //! A producer whose cell is still taken (the ring is full) looks at it a few times
@@ -74,29 +87,40 @@ struct Cell<T> {
     message: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// A bounded MPSC ring of `T`.
+/// Lanes of a runtime's mailbox (one under loom, whose models choose lanes
+/// explicitly with [`Mailbox::with_lanes`] and [`Mailbox::push_to`]).
+const LANES: usize = if cfg!(taskweave_loom) { 1 } else { 8 };
+
+/// A bounded MPSC mailbox of `T`: a few rings (*lanes*), one drainer for all.
 ///
-/// The producers' index and the drainer's state sit on cache lines of their own, so
-/// a post does not take the line the drainer writes on every drain, nor the reverse.
+/// Each lane's producer index and drainer index sit on cache lines of their own, so
+/// a post does not take the line the drainer writes, nor the reverse.
 pub(crate) struct Mailbox<T> {
-    cells: Box<[Cell<T>]>,
-    /// Next position a producer claims (written by producers only).
-    tail: Padded<AtomicUsize>,
+    lanes: Box<[Lane<T>]>,
     /// The drainer's side.
     drainer: Padded<Drainer>,
-    /// Where producers facing a full ring sleep (see "A full ring").
+    /// Where producers facing a full lane sleep (see "A full ring").
     room: Mutex<()>,
     room_freed: Condvar,
 }
 
+/// One ring of the mailbox (see "Lanes").
+struct Lane<T> {
+    cells: Box<[Cell<T>]>,
+    /// Next position a producer claims (written by producers only).
+    tail: Padded<AtomicUsize>,
+    /// Next position the drainer reads (written only by the drainer).
+    head: Padded<AtomicUsize>,
+}
+
 /// What the draining thread writes, and what it reads once per batch.
 struct Drainer {
-    /// Next position the drainer reads (written only by the drainer).
-    head: AtomicUsize,
     /// Held by the one thread draining.
     draining: AtomicBool,
-    /// Producers asleep (or about to be) waiting for room in a full ring.
+    /// Producers asleep (or about to be) waiting for room in a full lane.
     waiting_for_room: AtomicUsize,
+    /// The lane the next batch starts with (written only by the drainer).
+    next_lane: AtomicUsize,
 }
 
 // SAFETY: a message moves from the producer that wrote it to the drainer that reads
@@ -105,26 +129,18 @@ unsafe impl<T: Send> Send for Mailbox<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Mailbox<T> {}
 
-impl<T> Mailbox<T> {
-    /// A ring of `capacity` cells (rounded up to a power of two).
-    pub(crate) fn new(capacity: usize) -> Self {
+impl<T> Lane<T> {
+    fn new(capacity: usize) -> Self {
         let capacity = capacity.max(2).next_power_of_two();
-        let cells = (0..capacity)
-            .map(|i| Cell {
-                sequence: AtomicUsize::new(i),
-                message: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
-        Mailbox {
-            cells,
+        Lane {
+            cells: (0..capacity)
+                .map(|i| Cell {
+                    sequence: AtomicUsize::new(i),
+                    message: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+                .collect(),
             tail: Padded(AtomicUsize::new(0)),
-            drainer: Padded(Drainer {
-                head: AtomicUsize::new(0),
-                draining: AtomicBool::new(false),
-                waiting_for_room: AtomicUsize::new(0),
-            }),
-            room: Mutex::new(()),
-            room_freed: Condvar::new(),
+            head: Padded(AtomicUsize::new(0)),
         }
     }
 
@@ -132,13 +148,82 @@ impl<T> Mailbox<T> {
         &self.cells[position & (self.cells.len() - 1)]
     }
 
-    /// Posts `message`, waiting (spinning, then yielding) while the ring is full.
-    /// `before_publish` runs after the claim and before the publish (see "Notifying
-    /// before the publish"), and its result is returned; the publishing store is the
-    /// last access to `self`.
+    /// Whether a claimed message was not drained yet (published or not).
+    fn has_claims(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) != self.head.load(Ordering::Relaxed)
+    }
+
+    /// Whether the next message to drain is not published yet.
+    fn is_empty(&self) -> bool {
+        let head = self.head.load(Ordering::Relaxed);
+        self.cell(head).sequence.load(Ordering::Acquire) != head.wrapping_add(1)
+    }
+}
+
+/// The lane a producer thread posts to: its own, picked once per thread by a global
+/// counter, so threads posting at the same time rarely share a lane. Any lane would
+/// be correct (each is a multi-producer ring); this is a placement hint, so a plain
+/// `std` counter and thread-local serve (no protocol of the sync shim involved).
+fn lane_of_this_thread() -> usize {
+    use std::sync::atomic::{AtomicUsize as HintCounter, Ordering::Relaxed};
+    static NEXT: HintCounter = HintCounter::new(0);
+    thread_local! {
+        static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    }
+    LANE.with(|lane| {
+        if lane.get() == usize::MAX {
+            lane.set(NEXT.fetch_add(1, Relaxed));
+        }
+        lane.get()
+    })
+}
+
+impl<T> Mailbox<T> {
+    /// A mailbox of about `capacity` cells over the default number of lanes (each
+    /// rounded up to a power of two, at least two).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self::with_lanes(LANES, capacity / LANES)
+    }
+
+    /// A mailbox of `lanes` lanes (rounded up to a power of two) of `capacity` cells.
+    pub(crate) fn with_lanes(lanes: usize, capacity: usize) -> Self {
+        Mailbox {
+            lanes: (0..lanes.max(1).next_power_of_two())
+                .map(|_| Lane::new(capacity))
+                .collect(),
+            drainer: Padded(Drainer {
+                draining: AtomicBool::new(false),
+                waiting_for_room: AtomicUsize::new(0),
+                next_lane: AtomicUsize::new(0),
+            }),
+            room: Mutex::new(()),
+            room_freed: Condvar::new(),
+        }
+    }
+
+    /// Posts `message` on this thread's lane (see [`Mailbox::push_to`]).
     pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce() -> R) -> R {
-        let position = self.tail.fetch_add(1, Ordering::Relaxed);
-        let cell = self.cell(position);
+        let lane = if self.lanes.len() == 1 {
+            0
+        } else {
+            lane_of_this_thread()
+        };
+        self.push_to(lane, message, before_publish)
+    }
+
+    /// Posts `message` on lane `lane` (modulo the lanes), waiting (spinning,
+    /// yielding, then sleeping) while that lane is full. `before_publish` runs after
+    /// the claim and before the publish (see "Notifying before the publish"), and its
+    /// result is returned; the publishing store is the last access to `self`.
+    pub(crate) fn push_to<R>(
+        &self,
+        lane: usize,
+        message: T,
+        before_publish: impl FnOnce() -> R,
+    ) -> R {
+        let lane = &self.lanes[lane & (self.lanes.len() - 1)];
+        let position = lane.tail.fetch_add(1, Ordering::Relaxed);
+        let cell = lane.cell(position);
         let mut spins = 0u32;
         // Wait until the drainer freed this cell for our lap.
         while cell.sequence.load(Ordering::Acquire) != position {
@@ -187,13 +272,12 @@ impl<T> Mailbox<T> {
     /// May say `true` spuriously (a stale `head`), never `false` for a claim ordered
     /// before the caller's SeqCst fence.
     pub(crate) fn has_claims(&self) -> bool {
-        self.tail.load(Ordering::Relaxed) != self.drainer.head.load(Ordering::Relaxed)
+        self.lanes.iter().any(Lane::has_claims)
     }
 
     /// Whether a published message may be waiting (a cheap look for idle workers).
     pub(crate) fn is_empty(&self) -> bool {
-        let head = self.drainer.head.load(Ordering::Relaxed);
-        self.cell(head).sequence.load(Ordering::Acquire) != head.wrapping_add(1)
+        self.lanes.iter().all(Lane::is_empty)
     }
 
     /// Whether a published message waits and nobody is draining: the look of an idle
@@ -203,12 +287,14 @@ impl<T> Mailbox<T> {
         !self.drainer.draining.load(Ordering::Relaxed) && !self.is_empty()
     }
 
-    /// Takes up to `max` messages in order and gives each to `handle`. Returns how many,
-    /// or `None` if another thread is draining.
+    /// Takes up to `max` messages, each lane's in order, and gives each to `handle`.
+    /// Returns how many, or `None` if another thread is draining. A batch starts with
+    /// the lane after the previous batch's first, so that no lane waits behind a busy
+    /// one for more than a round.
     ///
-    /// `head` is stored once, at the end of the batch: meanwhile the idle workers'
-    /// looks read a stale head, which can only make them see work that is being
-    /// drained (and the flag tells them so), never miss a claim.
+    /// A lane's `head` is stored once per batch: meanwhile the idle workers' looks
+    /// read a stale head, which can only make them see work that is being drained
+    /// (and the flag tells them so), never miss a claim.
     pub(crate) fn drain(&self, max: usize, mut handle: impl FnMut(T)) -> Option<usize> {
         // Look before the swap: a worker finding the flag taken leaves the drainer's
         // line shared instead of taking it away once per look.
@@ -217,26 +303,40 @@ impl<T> Mailbox<T> {
         {
             return None;
         }
-        let mut head = self.drainer.head.load(Ordering::Relaxed);
+        let lanes = self.lanes.len();
+        let first = self.drainer.next_lane.load(Ordering::Relaxed);
+        self.drainer
+            .next_lane
+            .store(first.wrapping_add(1), Ordering::Relaxed);
         let mut taken = 0;
-        while taken < max {
-            let cell = self.cell(head);
-            if cell.sequence.load(Ordering::Acquire) != head.wrapping_add(1) {
+        for k in 0..lanes {
+            if taken >= max {
                 break;
             }
-            // SAFETY: sequence == head + 1: the producer published this payload (Acquire
-            // above) and only the drainer, which we are, reads it.
-            let message = cell
-                .message
-                .with(|slot| unsafe { (*slot).assume_init_read() });
-            // Free the cell for the producer of the next lap.
-            cell.sequence
-                .store(head.wrapping_add(self.cells.len()), Ordering::Release);
-            head = head.wrapping_add(1);
-            taken += 1;
-            handle(message);
+            let lane = &self.lanes[first.wrapping_add(k) & (lanes - 1)];
+            let start = lane.head.load(Ordering::Relaxed);
+            let mut head = start;
+            while taken < max {
+                let cell = lane.cell(head);
+                if cell.sequence.load(Ordering::Acquire) != head.wrapping_add(1) {
+                    break;
+                }
+                // SAFETY: sequence == head + 1: the producer published this payload
+                // (Acquire above) and only the drainer, which we are, reads it.
+                let message = cell
+                    .message
+                    .with(|slot| unsafe { (*slot).assume_init_read() });
+                // Free the cell for the producer of the next lap.
+                cell.sequence
+                    .store(head.wrapping_add(lane.cells.len()), Ordering::Release);
+                head = head.wrapping_add(1);
+                taken += 1;
+                handle(message);
+            }
+            if head != start {
+                lane.head.store(head, Ordering::Relaxed);
+            }
         }
-        self.drainer.head.store(head, Ordering::Relaxed);
         self.drainer.draining.store(false, Ordering::Release);
         if taken > 0 {
             // Pairs with a sleeping producer's fence (see "A full ring").
@@ -294,5 +394,25 @@ mod tests {
         }
         assert_eq!(next, [10_000; 4]);
         assert!(mailbox.is_empty());
+    }
+
+    #[test]
+    fn a_busy_lane_does_not_starve_another() {
+        let mailbox = Mailbox::<u32>::with_lanes(2, 8);
+        for message in 0..6 {
+            mailbox.push_to(0, message, || {});
+        }
+        mailbox.push_to(1, 100, || {});
+        assert!(mailbox.has_claims());
+        // Batches of one: the second batch starts with the other lane.
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            assert_eq!(mailbox.drain(1, |m| seen.push(m)), Some(1));
+        }
+        assert!(seen.contains(&100), "lane 1 waited behind lane 0: {seen:?}");
+        while mailbox.drain(8, |m| seen.push(m)) != Some(0) {}
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5, 100]);
+        assert!(mailbox.is_empty() && !mailbox.has_claims());
     }
 }

@@ -118,3 +118,38 @@ fn a_report_counting_on_a_searcher_is_not_lost_when_it_gives_up() {
         producer.join().unwrap();
     });
 }
+
+/// Two producers on two lanes (as two threads usually are in a runtime's mailbox):
+/// each producer's messages arrive in order, none lost or duplicated, and the
+/// drainer, going from lane to lane, sees every payload.
+#[test]
+fn two_producers_on_two_lanes_one_drainer() {
+    loom::model(|| {
+        let mailbox = Arc::new(Mailbox::with_lanes(2, 2));
+        let m = mailbox.clone();
+        let first = loom::thread::spawn(move || {
+            m.push_to(0, (0, 0));
+            m.push_to(0, (0, 1));
+        });
+        let m = mailbox.clone();
+        let second = loom::thread::spawn(move || m.push_to(1, (1, 0)));
+        assert_eq!(drain_all(&mailbox, 3, 2), [2, 1]);
+        first.join().unwrap();
+        second.join().unwrap();
+        assert!(mailbox.is_empty());
+    });
+}
+
+/// A report posted on the second lane while the worker goes to sleep: the worker's
+/// last look reads every lane's claims, so it is never left asleep.
+#[test]
+fn a_report_on_another_lane_is_never_left_with_every_worker_asleep() {
+    loom::model(|| {
+        let mailbox = Arc::new(Mailbox::with_lanes(2, 2));
+        let sleep = Arc::new(Sleep::new(1));
+        let (m, s) = (mailbox.clone(), sleep.clone());
+        let producer = loom::thread::spawn(move || m.push_to_notifying(1, (0, 0), &s));
+        sleep_until_drained(&mailbox, &sleep, 1, false);
+        producer.join().unwrap();
+    });
+}
