@@ -540,8 +540,10 @@ impl Shared {
         // sleepers look for, `crate::mailbox`). After the publish this thread touches
         // the runtime only through a strong count taken before it (R12), which it takes
         // only when it has a sleeper to wake, a syscall that dwarfs the count.
-        let waker = shared.mailbox.push(completion, || {
-            shared.sleep.must_wake().then(|| {
+        let waker = shared.mailbox.push(completion, |sleepy| {
+            // Only a claim that saw a worker about to sleep looks at the sleepers
+            // (`crate::mailbox`, "Sleepy lanes"): no fence on the busy path.
+            (sleepy && shared.sleep.must_wake()).then(|| {
                 // SAFETY: the report is not published yet, so the runtime is alive
                 // (R12), and `this` came from its `Arc`.
                 unsafe {

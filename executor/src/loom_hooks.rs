@@ -129,24 +129,35 @@ impl Mailbox {
     }
     /// See `mailbox::Mailbox::push`.
     pub fn push(&self, message: (usize, usize)) {
-        self.0.push(message, || ())
+        self.0.push(message, |_| ())
     }
     /// See `mailbox::Mailbox::push_to`.
     pub fn push_to(&self, lane: usize, message: (usize, usize)) {
-        self.0.push_to(lane, message, || ())
+        self.0.push_to(lane, message, |_| ())
     }
     /// [`Mailbox::push_notifying`] on lane `lane`.
     pub fn push_to_notifying(&self, lane: usize, message: (usize, usize), sleep: &Sleep) {
-        if self.0.push_to(lane, message, || sleep.0.must_wake()) {
+        if self
+            .0
+            .push_to(lane, message, |sleepy| sleepy && sleep.0.must_wake())
+        {
             sleep.0.wake_one();
         }
     }
     /// Posts `message` as a token's report does: decides before the publish whether
     /// `sleep` has a sleeper to wake, and wakes it after the publish.
     pub fn push_notifying(&self, message: (usize, usize), sleep: &Sleep) {
-        if self.0.push(message, || sleep.0.must_wake()) {
+        if self.0.push(message, |sleepy| sleepy && sleep.0.must_wake()) {
             sleep.0.wake_one();
         }
+    }
+    /// See `mailbox::Mailbox::mark_sleepy`.
+    pub fn mark_sleepy(&self) -> bool {
+        self.0.mark_sleepy()
+    }
+    /// See `mailbox::Mailbox::clear_sleepy`.
+    pub fn clear_sleepy(&self) {
+        self.0.clear_sleepy()
     }
     /// See `mailbox::Mailbox::has_claims`.
     pub fn has_claims(&self) -> bool {

@@ -30,6 +30,28 @@
 //! proofs below hold per lane; "the ring" is the producer's lane, and a worker's
 //! last look ([`Mailbox::has_claims`]) reads every lane.
 //!
+//! # Sleepy lanes: the claim tells whether to look at the sleepers
+//!
+//! The top bit of each lane's `tail` is `SLEEPY`. A worker about to sleep sets it on
+//! every lane (`fetch_or`, after announcing itself to the sleep protocol) and reads,
+//! from the values those RMWs return, whether any lane has an undrained claim: its
+//! decisive last look. A worker that is awake again (woken, or withdrawn) clears it.
+//! A producer's claim (`fetch_add`) returns the bit with the position: only if it is
+//! set does the producer look at the sleep protocol's counters (a SeqCst fence and
+//! two loads, see "Notifying before the publish"); otherwise it skips them.
+//!
+//! Why no report is left with every worker asleep: all the bit's writes and the
+//! claims are RMWs of the one `tail` word, so they are totally ordered. A worker
+//! whose set comes after a claim sees that claim and does not sleep. A claim that
+//! saw the bit clear came after the last clear before it, made by a worker that was
+//! awake then; that worker sets the bit again before it sleeps, after the claim, and
+//! so sees it. So while a claim is undrained, not every worker can be asleep unless
+//! one of them set the bit before it and the producer saw the bit set; that producer
+//! then runs the sleep protocol's notification as any push does (`crate::sleep`).
+//! The set is a Release RMW and the claim an Acquire one, so a producer that sees the
+//! bit also sees the announcement made before it. This argument is about one word's
+//! modification order, which loom models exactly (`loom-tests/tests/mailbox.rs`).
+//!
 //! # A full ring
 //!
 //! A producer whose cell is still taken (the ring is full) looks at it a few times
@@ -86,6 +108,9 @@ struct Cell<T> {
     sequence: AtomicUsize,
     message: UnsafeCell<MaybeUninit<T>>,
 }
+
+/// The top bit of a lane's `tail`: a worker may be asleep (see "Sleepy lanes").
+const SLEEPY: usize = 1 << (usize::BITS - 1);
 
 /// Lanes of a runtime's mailbox (one under loom, whose models choose lanes
 /// explicitly with [`Mailbox::with_lanes`] and [`Mailbox::push_to`]).
@@ -150,7 +175,7 @@ impl<T> Lane<T> {
 
     /// Whether a claimed message was not drained yet (published or not).
     fn has_claims(&self) -> bool {
-        self.tail.load(Ordering::Relaxed) != self.head.load(Ordering::Relaxed)
+        self.tail.load(Ordering::Relaxed) & !SLEEPY != self.head.load(Ordering::Relaxed)
     }
 
     /// Whether the next message to drain is not published yet.
@@ -202,7 +227,7 @@ impl<T> Mailbox<T> {
     }
 
     /// Posts `message` on this thread's lane (see [`Mailbox::push_to`]).
-    pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce() -> R) -> R {
+    pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce(bool) -> R) -> R {
         let lane = if self.lanes.len() == 1 {
             0
         } else {
@@ -213,16 +238,19 @@ impl<T> Mailbox<T> {
 
     /// Posts `message` on lane `lane` (modulo the lanes), waiting (spinning,
     /// yielding, then sleeping) while that lane is full. `before_publish` runs after
-    /// the claim and before the publish (see "Notifying before the publish"), and its
+    /// the claim and before the publish (see "Notifying before the publish"), told
+    /// whether the claim saw a worker about to sleep (see "Sleepy lanes"), and its
     /// result is returned; the publishing store is the last access to `self`.
     pub(crate) fn push_to<R>(
         &self,
         lane: usize,
         message: T,
-        before_publish: impl FnOnce() -> R,
+        before_publish: impl FnOnce(bool) -> R,
     ) -> R {
         let lane = &self.lanes[lane & (self.lanes.len() - 1)];
-        let position = lane.tail.fetch_add(1, Ordering::Relaxed);
+        // Acquire: a set `SLEEPY` brings the announcement made before it.
+        let claimed = lane.tail.fetch_add(1, Ordering::Acquire);
+        let position = claimed & !SLEEPY;
         let cell = lane.cell(position);
         let mut spins = 0u32;
         // Wait until the drainer freed this cell for our lap.
@@ -240,7 +268,7 @@ impl<T> Mailbox<T> {
         // producer that claimed `position` writes it.
         cell.message
             .with_mut(|slot| unsafe { (*slot).write(message) });
-        let result = before_publish();
+        let result = before_publish(claimed & SLEEPY != 0);
         // Publish the payload to the drainer. Nothing of `self` is touched after this.
         cell.sequence
             .store(position.wrapping_add(1), Ordering::Release);
@@ -273,6 +301,29 @@ impl<T> Mailbox<T> {
     /// before the caller's SeqCst fence.
     pub(crate) fn has_claims(&self) -> bool {
         self.lanes.iter().any(Lane::has_claims)
+    }
+
+    /// A worker about to sleep marks every lane `SLEEPY` (after announcing itself)
+    /// and returns whether a message was claimed and not drained: its decisive last
+    /// look at the mailbox (see "Sleepy lanes").
+    pub(crate) fn mark_sleepy(&self) -> bool {
+        let mut claims = false;
+        for lane in self.lanes.iter() {
+            // Release: a producer whose claim sees the bit sees the announcement.
+            let tail = lane.tail.fetch_or(SLEEPY, Ordering::AcqRel) & !SLEEPY;
+            claims |= tail != lane.head.load(Ordering::Relaxed);
+        }
+        claims
+    }
+
+    /// A worker that is awake again clears the `SLEEPY` marks (see "Sleepy lanes");
+    /// it sets them again before it next sleeps.
+    pub(crate) fn clear_sleepy(&self) {
+        for lane in self.lanes.iter() {
+            if lane.tail.load(Ordering::Relaxed) & SLEEPY != 0 {
+                lane.tail.fetch_and(!SLEEPY, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Whether a published message may be waiting (a cheap look for idle workers).
@@ -375,7 +426,7 @@ mod tests {
                 let mailbox = mailbox.clone();
                 std::thread::spawn(move || {
                     for i in 0..10_000 {
-                        mailbox.push((p, i), || {});
+                        mailbox.push((p, i), |_| {});
                     }
                 })
             })
@@ -400,9 +451,9 @@ mod tests {
     fn a_busy_lane_does_not_starve_another() {
         let mailbox = Mailbox::<u32>::with_lanes(2, 8);
         for message in 0..6 {
-            mailbox.push_to(0, message, || {});
+            mailbox.push_to(0, message, |_| {});
         }
-        mailbox.push_to(1, 100, || {});
+        mailbox.push_to(1, 100, |_| {});
         assert!(mailbox.has_claims());
         // Batches of one: the second batch starts with the other lane.
         let mut seen = Vec::new();

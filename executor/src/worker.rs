@@ -326,8 +326,12 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         let responsible = searching || pass_on;
         shared.sleep.announce(ctx.index, searching);
         searching = false;
-        if shared.has_work() || shared.is_stopping() {
+        // The mailbox's part of the last look marks its lanes first, so that a
+        // token's report claimed from now on looks at the sleepers (`crate::mailbox`).
+        let mail = shared.mailbox.mark_sleepy();
+        if mail || shared.has_work() || shared.is_stopping() {
             shared.sleep.withdraw(ctx.index);
+            shared.mailbox.clear_sleepy();
             pass_on = responsible;
         } else {
             // The last look saw nothing: whatever producers left to this worker was taken.
@@ -338,6 +342,7 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             state.idle_ns.add(phase_start.elapsed().as_nanos() as u64);
             phase_start = Instant::now();
             shared.sleep.park(ctx.index);
+            shared.mailbox.clear_sleepy();
             state.idle_ns.add(phase_start.elapsed().as_nanos() as u64);
             phase_start = Instant::now();
         }

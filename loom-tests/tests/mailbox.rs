@@ -64,8 +64,9 @@ fn a_producer_waits_for_room_in_a_full_ring() {
 }
 
 /// A worker going to sleep as the runtime's workers do: drain; if nothing came,
-/// announce, take the decisive last look (claims count, published or not), then
-/// withdraw or park. Returns once `expected` messages arrived.
+/// announce, mark the lanes sleepy and take the decisive last look from those marks
+/// (claims count, published or not), then withdraw or park, and clear the marks
+/// once awake. Returns once `expected` messages arrived.
 fn sleep_until_drained(mailbox: &Mailbox, sleep: &Sleep, expected: usize, mut searching: bool) {
     let mut received = 0;
     while received < expected {
@@ -75,11 +76,13 @@ fn sleep_until_drained(mailbox: &Mailbox, sleep: &Sleep, expected: usize, mut se
         }
         sleep.announce(0, searching);
         searching = false;
-        if mailbox.has_claims() || !mailbox.is_empty() {
+        if mailbox.mark_sleepy() {
             sleep.withdraw(0);
+            mailbox.clear_sleepy();
             loom::thread::yield_now();
         } else {
             sleep.park(0);
+            mailbox.clear_sleepy();
         }
     }
 }
