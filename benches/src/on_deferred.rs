@@ -129,35 +129,41 @@ fn mailbox_phase(rt: &Runtime, completions: usize, timed: MailboxPhase) -> u64 {
 /// received and the producers are joined.
 pub fn mailbox_crossbeam(completions: usize) -> u64 {
     let (tx, rx) = crossbeam_channel::unbounded::<(u32, u32)>();
-    let per = completions / PRODUCERS;
-    let go = Arc::new(AtomicBool::new(false));
-    let producers: Vec<_> = run_state::untimed(|| {
-        (0..PRODUCERS)
-            .map(|p| {
-                let (tx, go) = (tx.clone(), go.clone());
-                std::thread::spawn(move || {
-                    while !go.load(Acquire) {
-                        std::thread::yield_now();
-                    }
-                    (0..per).for_each(|i| tx.send((p as u32, i as u32)).unwrap())
-                })
-            })
-            .collect()
-    });
-    drop(tx);
-    go.store(true, Release);
-    let received = rx.iter().count() as u64;
-    for p in producers {
-        p.join().unwrap();
-    }
-    assert_eq!(received, (per * PRODUCERS) as u64);
-    received
+    channel_peer(
+        completions,
+        tx,
+        |tx, m| tx.send(m).unwrap(),
+        move || rx.iter().count() as u64,
+    )
 }
 
 /// The same over an unbounded async-channel, the consumer blocking on `recv`; timed
 /// as [`mailbox_crossbeam`].
 pub fn mailbox_async_channel(completions: usize) -> u64 {
     let (tx, rx) = async_channel::unbounded::<(u32, u32)>();
+    channel_peer(
+        completions,
+        tx,
+        |tx, m| tx.send_blocking(m).unwrap(),
+        move || {
+            let mut received = 0u64;
+            while rx.recv_blocking().is_ok() {
+                received += 1;
+            }
+            received
+        },
+    )
+}
+
+/// A channel peer of [`mailbox`]: [`PRODUCERS`] threads, spawned untimed and waiting
+/// for the go signal, each `send` their share of `completions` messages on a clone of
+/// `tx`; `receive` counts messages until every sender is gone.
+fn channel_peer<S: Clone + Send + 'static>(
+    completions: usize,
+    tx: S,
+    send: fn(&S, (u32, u32)),
+    receive: impl FnOnce() -> u64,
+) -> u64 {
     let per = completions / PRODUCERS;
     let go = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = run_state::untimed(|| {
@@ -168,17 +174,14 @@ pub fn mailbox_async_channel(completions: usize) -> u64 {
                     while !go.load(Acquire) {
                         std::thread::yield_now();
                     }
-                    (0..per).for_each(|i| tx.send_blocking((p as u32, i as u32)).unwrap())
+                    (0..per).for_each(|i| send(&tx, (p as u32, i as u32)))
                 })
             })
             .collect()
     });
     drop(tx);
     go.store(true, Release);
-    let mut received = 0u64;
-    while rx.recv_blocking().is_ok() {
-        received += 1;
-    }
+    let received = receive();
     for p in producers {
         p.join().unwrap();
     }
