@@ -331,6 +331,11 @@ impl<T> Mailbox<T> {
         self.lanes.iter().all(Lane::is_empty)
     }
 
+    /// Whether a thread is draining now (a hint: it may stop at once).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.drainer.draining.load(Ordering::Relaxed)
+    }
+
     /// Whether a published message waits and nobody is draining: the look of an idle
     /// worker for work it can take (a drainer at work is responsible for the rest).
     /// Reads the drainer's line, written once per batch, before any cell.

@@ -328,8 +328,16 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         searching = false;
         // The mailbox's part of the last look marks its lanes first, so that a
         // token's report claimed from now on looks at the sleepers (`crate::mailbox`).
-        let mail = shared.mailbox.mark_sleepy();
-        if mail || shared.has_work() || shared.is_stopping() {
+        // Unless another worker is draining: mail is then that worker's, which does
+        // not sleep while a claim is left (it drains again, or its own last look
+        // here marks the lanes and sees the claim), so this one may sleep without
+        // marking, and reports posted meanwhile skip the sleepers' check.
+        let work = if shared.mailbox.is_draining() {
+            shared.has_visible_work()
+        } else {
+            shared.mailbox.mark_sleepy() || shared.has_work()
+        };
+        if work || shared.is_stopping() {
             shared.sleep.withdraw(ctx.index);
             shared.mailbox.clear_sleepy();
             pass_on = responsible;
