@@ -38,6 +38,11 @@
 //! when work was pushed somewhere an awake worker may not reach first; a successor
 //! handed over directly wakes nobody.
 //!
+//! The completion mailbox refines this for token reports (`crate::mailbox`, "Sleepy
+//! lanes"): a worker going to sleep also marks the mailbox's lanes, unless another
+//! worker is draining it (that one keeps the mail), and a report runs the fence and
+//! reads above only if its claim saw a mark.
+//!
 //! The loom model `loom-tests/tests/park.rs` runs this protocol with searchers.
 
 use crate::shared::Padded;
