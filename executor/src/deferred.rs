@@ -520,27 +520,14 @@ impl Shared {
         // SAFETY: R12: the report is not applied yet, so the runtime is alive.
         let shared = unsafe { &*this };
         if shared.is_stopping() {
-            // R12: applying the report may reclaim the slot and give back the book's
-            // strong count; hold one of our own until we are done.
-            // SAFETY: the runtime is alive (above) and `this` came from its `Arc`.
-            let _alive = unsafe {
-                Arc::increment_strong_count(this);
-                Arc::from_raw(this)
-            };
-            // No worker will run what this completion readies: cancel it here.
-            let mut ready = Vec::new();
-            let slots = &shared.window.slots;
-            shared.process_completion(completion, &mut |index| {
-                ready.push((index, slots[index as usize].generation()))
-            });
-            shared.cancel_ready(ready);
+            Self::apply_after_stop(this, completion);
             return;
         }
         // Whether to wake a sleeper is decided before the publish (the claim is what
         // sleepers look for, `crate::mailbox`). After the publish this thread touches
         // the runtime only through a strong count taken before it (R12), which it takes
         // only when it has a sleeper to wake, a syscall that dwarfs the count.
-        let waker = shared.mailbox.push(completion, |sleepy| {
+        let posted = shared.mailbox.push(completion, |sleepy| {
             // Only a claim that saw a worker about to sleep looks at the sleepers
             // (`crate::mailbox`, "Sleepy lanes"): no fence on the busy path.
             (sleepy && shared.sleep.must_wake()).then(|| {
@@ -552,9 +539,32 @@ impl Shared {
                 }
             })
         });
-        if let Some(shared) = waker {
-            shared.sleep.wake_one();
+        match posted {
+            Ok(Some(shared)) => shared.sleep.wake_one(),
+            Ok(None) => {}
+            // The workers stopped after our look and closed the mailbox: nothing was
+            // published, so the runtime is still alive (R12).
+            Err(completion) => Self::apply_after_stop(this, completion),
         }
+    }
+
+    /// Applies a token's report on the reporting thread once the workers stopped, and
+    /// cancels what it readies (no worker will run it).
+    fn apply_after_stop(this: *const Shared, completion: Completion) {
+        // R12: applying the report may reclaim the slot and give back the book's
+        // strong count; hold one of our own until we are done.
+        // SAFETY: the report is not applied yet, so the runtime is alive, and `this`
+        // came from its `Arc`.
+        let shared = unsafe {
+            Arc::increment_strong_count(this);
+            Arc::from_raw(this)
+        };
+        let mut ready = Vec::new();
+        let slots = &shared.window.slots;
+        shared.process_completion(completion, &mut |index| {
+            ready.push((index, slots[index as usize].generation()))
+        });
+        shared.cancel_ready(ready);
     }
 
     /// Drains a batch of token reports on a worker; the first task they make ready

@@ -129,17 +129,30 @@ impl Mailbox {
     }
     /// See `mailbox::Mailbox::push`.
     pub fn push(&self, message: (usize, usize)) {
-        self.0.push(message, |_| ())
+        assert!(self.0.push(message, |_| ()).is_ok(), "mailbox closed");
     }
     /// See `mailbox::Mailbox::push_to`.
     pub fn push_to(&self, lane: usize, message: (usize, usize)) {
-        self.0.push_to(lane, message, |_| ())
+        assert!(
+            self.0.push_to(lane, message, |_| ()).is_ok(),
+            "mailbox closed"
+        );
+    }
+    /// See `mailbox::Mailbox::push_to`: `false` if the mailbox was closed (the
+    /// message is dropped here).
+    pub fn try_push_to(&self, lane: usize, message: (usize, usize)) -> bool {
+        self.0.push_to(lane, message, |_| ()).is_ok()
+    }
+    /// See `mailbox::Mailbox::close`.
+    pub fn close(&self, handle: impl FnMut((usize, usize))) {
+        self.0.close(handle)
     }
     /// [`Mailbox::push_notifying`] on lane `lane`.
     pub fn push_to_notifying(&self, lane: usize, message: (usize, usize), sleep: &Sleep) {
         if self
             .0
             .push_to(lane, message, |sleepy| sleepy && sleep.0.must_wake())
+            == Ok(true)
         {
             sleep.0.wake_one();
         }
@@ -147,7 +160,7 @@ impl Mailbox {
     /// Posts `message` as a token's report does: decides before the publish whether
     /// `sleep` has a sleeper to wake, and wakes it after the publish.
     pub fn push_notifying(&self, message: (usize, usize), sleep: &Sleep) {
-        if self.0.push(message, |sleepy| sleepy && sleep.0.must_wake()) {
+        if self.0.push(message, |sleepy| sleepy && sleep.0.must_wake()) == Ok(true) {
             sleep.0.wake_one();
         }
     }

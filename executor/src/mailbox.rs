@@ -52,6 +52,15 @@
 //! bit also sees the announcement made before it. This argument is about one word's
 //! modification order, which loom models exactly (`loom-tests/tests/mailbox.rs`).
 //!
+//! # Closing
+//!
+//! When the runtime's last worker leaves, it closes the mailbox: a `fetch_or` of
+//! `CLOSED` into each lane's `tail` returns how far producers had claimed, and it
+//! drains exactly up to there, waiting for claims still being published. A claim
+//! ordered after the close (the same word's modification order) sees `CLOSED`,
+//! publishes nothing and gets its message back, for the reporting thread to apply
+//! itself. So no report is left in a mailbox that nobody will drain again.
+//!
 //! # A full ring
 //!
 //! A producer whose cell is still taken (the ring is full) looks at it a few times
@@ -111,6 +120,10 @@ struct Cell<T> {
 
 /// The top bit of a lane's `tail`: a worker may be asleep (see "Sleepy lanes").
 const SLEEPY: usize = 1 << (usize::BITS - 1);
+/// The next bit of a lane's `tail`: the mailbox was closed (see "Closing").
+const CLOSED: usize = 1 << (usize::BITS - 2);
+/// The flag bits of a lane's `tail`; the rest is the next position.
+const FLAGS: usize = SLEEPY | CLOSED;
 
 /// Lanes of a runtime's mailbox (one under loom, whose models choose lanes
 /// explicitly with [`Mailbox::with_lanes`] and [`Mailbox::push_to`]).
@@ -175,7 +188,7 @@ impl<T> Lane<T> {
 
     /// Whether a claimed message was not drained yet (published or not).
     fn has_claims(&self) -> bool {
-        self.tail.load(Ordering::Relaxed) & !SLEEPY != self.head.load(Ordering::Relaxed)
+        self.tail.load(Ordering::Relaxed) & !FLAGS != self.head.load(Ordering::Relaxed)
     }
 
     /// Whether the next message to drain is not published yet.
@@ -227,7 +240,11 @@ impl<T> Mailbox<T> {
     }
 
     /// Posts `message` on this thread's lane (see [`Mailbox::push_to`]).
-    pub(crate) fn push<R>(&self, message: T, before_publish: impl FnOnce(bool) -> R) -> R {
+    pub(crate) fn push<R>(
+        &self,
+        message: T,
+        before_publish: impl FnOnce(bool) -> R,
+    ) -> Result<R, T> {
         let lane = if self.lanes.len() == 1 {
             0
         } else {
@@ -240,17 +257,22 @@ impl<T> Mailbox<T> {
     /// yielding, then sleeping) while that lane is full. `before_publish` runs after
     /// the claim and before the publish (see "Notifying before the publish"), told
     /// whether the claim saw a worker about to sleep (see "Sleepy lanes"), and its
-    /// result is returned; the publishing store is the last access to `self`.
+    /// result is returned; the publishing store is the last access to `self`. After
+    /// [`Mailbox::close`] the message comes back as `Err` (see "Closing").
     pub(crate) fn push_to<R>(
         &self,
         lane: usize,
         message: T,
         before_publish: impl FnOnce(bool) -> R,
-    ) -> R {
+    ) -> Result<R, T> {
         let lane = &self.lanes[lane & (self.lanes.len() - 1)];
         // Acquire: a set `SLEEPY` brings the announcement made before it.
         let claimed = lane.tail.fetch_add(1, Ordering::Acquire);
-        let position = claimed & !SLEEPY;
+        if claimed & CLOSED != 0 {
+            // Nobody drains any more: the message goes back to the caller.
+            return Err(message);
+        }
+        let position = claimed & !FLAGS;
         let cell = lane.cell(position);
         let mut spins = 0u32;
         // Wait until the drainer freed this cell for our lap.
@@ -272,7 +294,35 @@ impl<T> Mailbox<T> {
         // Publish the payload to the drainer. Nothing of `self` is touched after this.
         cell.sequence
             .store(position.wrapping_add(1), Ordering::Release);
-        result
+        Ok(result)
+    }
+
+    /// Closes the mailbox and gives every message claimed before the close to
+    /// `handle`, waiting for those still being published; a claim after the close
+    /// gets its message back from [`Mailbox::push_to`] (see "Closing"). For the last
+    /// thread that drains (the runtime's last worker leaving).
+    pub(crate) fn close(&self, mut handle: impl FnMut(T)) {
+        // The positions claimed before the close, per lane.
+        let ends: Vec<usize> = self
+            .lanes
+            .iter()
+            .map(|lane| lane.tail.fetch_or(CLOSED, Ordering::AcqRel) & !FLAGS)
+            .collect();
+        loop {
+            let drained = self.drain(usize::MAX, &mut handle);
+            let done = self
+                .lanes
+                .iter()
+                .zip(&ends)
+                .all(|(lane, &end)| lane.head.load(Ordering::Relaxed) == end);
+            if done {
+                return;
+            }
+            if drained == Some(0) || drained.is_none() {
+                // A producer between its claim and its publish, or another drainer.
+                thread::yield_now();
+            }
+        }
     }
 
     /// Sleeps until the drainer frees `cell` for `position` (see "A full ring").
@@ -310,7 +360,7 @@ impl<T> Mailbox<T> {
         let mut claims = false;
         for lane in self.lanes.iter() {
             // Release: a producer whose claim sees the bit sees the announcement.
-            let tail = lane.tail.fetch_or(SLEEPY, Ordering::AcqRel) & !SLEEPY;
+            let tail = lane.tail.fetch_or(SLEEPY, Ordering::AcqRel) & !FLAGS;
             claims |= tail != lane.head.load(Ordering::Relaxed);
         }
         claims
@@ -431,7 +481,7 @@ mod tests {
                 let mailbox = mailbox.clone();
                 std::thread::spawn(move || {
                     for i in 0..10_000 {
-                        mailbox.push((p, i), |_| {});
+                        mailbox.push((p, i), |_| {}).unwrap();
                     }
                 })
             })
@@ -453,12 +503,25 @@ mod tests {
     }
 
     #[test]
+    fn closing_drains_what_came_before_and_gives_back_what_comes_after() {
+        let mailbox = Mailbox::<u32>::with_lanes(2, 4);
+        mailbox.push_to(0, 1, |_| {}).unwrap();
+        mailbox.push_to(1, 2, |_| {}).unwrap();
+        let mut drained = Vec::new();
+        mailbox.close(|m| drained.push(m));
+        drained.sort_unstable();
+        assert_eq!(drained, [1, 2]);
+        assert_eq!(mailbox.push_to(0, 3, |_| {}), Err(3));
+        assert_eq!(mailbox.push(4, |_| {}), Err(4));
+    }
+
+    #[test]
     fn a_busy_lane_does_not_starve_another() {
         let mailbox = Mailbox::<u32>::with_lanes(2, 8);
         for message in 0..6 {
-            mailbox.push_to(0, message, |_| {});
+            mailbox.push_to(0, message, |_| {}).unwrap();
         }
-        mailbox.push_to(1, 100, |_| {});
+        mailbox.push_to(1, 100, |_| {}).unwrap();
         assert!(mailbox.has_claims());
         // Batches of one: the second batch starts with the other lane.
         let mut seen = Vec::new();

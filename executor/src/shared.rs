@@ -533,18 +533,10 @@ impl Shared {
     /// readies its consumers, so no fan-out list is walked after its consumer finished.
     pub(crate) fn cancel_outstanding(&self) {
         // Completions that already arrived count: apply them first, including those
-        // claimed and still being published (their producers are about to).
-        loop {
-            let drained = self.mailbox.drain(usize::MAX, |c| {
-                self.process_completion(c, &mut |index| self.schedule(index))
-            });
-            if drained == Some(0) && !self.mailbox.has_claims() {
-                break;
-            }
-            if drained == Some(0) {
-                thread::yield_now();
-            }
-        }
+        // claimed and still being published (their producers are about to). Later
+        // reports are applied by their own threads (`crate::mailbox`, "Closing").
+        self.mailbox
+            .close(|c| self.process_completion(c, &mut |index| self.schedule(index)));
         let mut cancellable = Vec::new();
         for (index, slot) in self.window.slots.iter().enumerate() {
             // Generation first: if the slot is reclaimed after, `fanout_state` says Stale.

@@ -156,3 +156,25 @@ fn a_report_on_another_lane_is_never_left_with_every_worker_asleep() {
         producer.join().unwrap();
     });
 }
+
+/// The runtime's last worker closes the mailbox while a producer posts: each message
+/// is either drained by the close (which waits for a claim made before it until it
+/// is published) or given back to its producer, never both, never neither, and the
+/// drained ones are the producer's first, in order.
+#[test]
+fn closing_takes_every_earlier_claim_and_gives_later_ones_back() {
+    loom::model(|| {
+        let mailbox = Arc::new(Mailbox::with_lanes(2, 2));
+        let m = mailbox.clone();
+        let producer = loom::thread::spawn(move || {
+            (0..2)
+                .filter(|&sequence| !m.try_push_to(0, (0, sequence)))
+                .count()
+        });
+        let mut drained = Vec::new();
+        mailbox.close(|(_, sequence)| drained.push(sequence));
+        let given_back = producer.join().unwrap();
+        assert_eq!(drained.len() + given_back, 2);
+        assert!(drained.iter().enumerate().all(|(i, &s)| s == i));
+    });
+}
