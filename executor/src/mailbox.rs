@@ -1,4 +1,4 @@
-//! The completion mailbox: a bounded multi-producer, single-consumer ring that carries
+//! The completion mailbox: bounded multi-producer, single-consumer rings that carry
 //! deferred completions from any thread (device cores, DMA engines, I/O callbacks) to
 //! the scheduler, which drains it in batches (DESIGN.md §6).
 //!
@@ -52,6 +52,12 @@
 //! bit also sees the announcement made before it. This argument is about one word's
 //! modification order, which loom models exactly (`loom-tests/tests/mailbox.rs`).
 //!
+//! One exception (`crate::worker`): a worker going to sleep while another thread
+//! holds the drain flag does not mark the lanes: the drainer is awake and never
+//! sleeps with a claim left (it drains again, or its own last look marks the lanes
+//! and sees the claim), so during a flood of reports the idle worker sleeps and the
+//! reports skip the fence.
+//!
 //! # Closing
 //!
 //! When the runtime's last worker leaves, it closes the mailbox: a `fetch_or` of
@@ -87,13 +93,14 @@
 //! sleeper after it (so a woken worker finds the message published, rather than
 //! preempting the producer before its publish and spinning on it).
 //!
-//! For the sleep protocol the claim is the push: [`Mailbox::has_claims`] (tail ≠
-//! head) is what a worker's decisive last look checks, so a worker that would sleep
-//! sees a claimed message even before it is published, and keeps looking (it does
-//! not sleep) until the publish lets it drain. The claim is sequenced before the
-//! producer's SeqCst fence, which is all the proof in `crate::sleep` needs of a push.
-//! (A SeqCst claim could stand in for the fence in C++20's model, but loom models
-//! SeqCst accesses as AcqRel and could not check it; the fence stays.)
+//! For the sleep protocol the claim is the push: the claims a worker's marks return
+//! (tail ≠ head) are its decisive last look, so a worker that would sleep sees a
+//! claimed message even before it is published, and keeps looking (it does not
+//! sleep) until the publish lets it drain. A claim that saw a mark runs the sleep
+//! protocol's notification (its SeqCst fence and reads) as any push does; one that
+//! saw none needs no fence (see "Sleepy lanes"). (A SeqCst claim could stand in for
+//! the fence in C++20's model, but loom models SeqCst accesses as AcqRel and could
+//! not check it; the fence stays on the marked path.)
 //!
 //! Why not `async-channel` or crossbeam-channel: the scheduler wants to take a batch
 //! of completions under one drain flag without per-message synchronization on the
