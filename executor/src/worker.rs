@@ -332,6 +332,9 @@ fn work_loop(shared: &Shared, ctx: &Context) {
         // not sleep while a claim is left (it drains again, or its own last look
         // here marks the lanes and sees the claim), so this one may sleep without
         // marking, and reports posted meanwhile skip the sleepers' check.
+        // (`has_work` reads the lanes' claims once more after the marks: not needed for
+        // correctness, but a report claimed just after them then costs a withdraw
+        // instead of a park and a wake; dropping it made `deferred_chain` slower.)
         let work = if shared.mailbox.is_draining() {
             shared.has_visible_work()
         } else {
