@@ -413,6 +413,66 @@ fn fire_and_forget_runs_once_and_drops_its_output_once() {
 }
 
 #[test]
+fn large_bodies_and_outputs_of_every_size_run_once_and_drop_once() {
+    // Bodies and outputs past a slot's inline bytes live in a box. Sizes that grow,
+    // shrink and grow again through a small window; each body sees its own bytes,
+    // and an output left in its task (the handle dropped) is dropped once.
+    const TASKS: usize = 600;
+    let _guard = hang_guard(
+        "large_bodies_and_outputs_of_every_size_run_once_and_drop_once",
+        30,
+    );
+    // Small enough that slots are reused many times; large enough for the handles
+    // kept (each holds its slot).
+    let rt = Runtime::builder().workers(2).window(32).build();
+    let census = Arc::new(Census::default());
+    let sums = counter();
+
+    fn submit<const N: usize>(
+        rt: &Runtime,
+        i: usize,
+        census: &Arc<Census>,
+        sums: &Arc<AtomicUsize>,
+    ) -> Task<(Tracked, [u64; N])> {
+        let words: [u64; N] = std::array::from_fn(|k| (i * 1_000 + k) as u64);
+        let (census, sums) = (census.clone(), sums.clone());
+        let body = move || {
+            let expected: u64 = (0..N).map(|k| (i * 1_000 + k) as u64).sum();
+            assert_eq!(
+                words.iter().sum::<u64>(),
+                expected,
+                "a body saw other bytes"
+            );
+            sums.fetch_add(1, SeqCst);
+            (Tracked::new(i as u64, &census), words)
+        };
+        rt.task(body).submit_blocking()
+    }
+
+    let mut kept = Vec::new();
+    for i in 0..TASKS {
+        // 2, 40, 56 and 200 words: inline, then boxed. One
+        // 56-word task in ten is kept and its output taken at the end; the other
+        // handles are dropped at once.
+        match i % 4 {
+            0 => drop(submit::<2>(&rt, i, &census, &sums)),
+            1 => drop(submit::<40>(&rt, i, &census, &sums)),
+            2 if i % 40 == 2 => kept.push(submit::<56>(&rt, i, &census, &sums)),
+            2 => drop(submit::<56>(&rt, i, &census, &sums)),
+            _ => drop(submit::<200>(&rt, i, &census, &sums)),
+        }
+    }
+    for task in kept {
+        let (tracked, words) = task.wait_blocking().unwrap();
+        assert_eq!(words[55], tracked.value * 1_000 + 55);
+    }
+    rt.block_on(rt.synchronize());
+    drop(rt);
+    assert_eq!(sums.load(SeqCst), TASKS);
+    assert_eq!((census.created(), census.dropped()), (TASKS, TASKS));
+}
+
+#[test]
 fn wait_on_a_bare_task_id() {
     let _guard = hang_guard("wait_on_a_bare_task_id", 30);
     let rt = Runtime::builder().workers(2).build();

@@ -84,8 +84,10 @@ trait Place<F, T> {
     /// # Safety
     /// `storage` holds a live stage installed with this placement.
     unsafe fn stage(storage: *mut Storage) -> *mut Stage<F, T>;
+    /// Releases the memory of a stage already dropped in place (never drops it).
+    ///
     /// # Safety
-    /// As for `stage`; afterwards the storage holds no stage.
+    /// As for `stage`, and the stage was dropped; afterwards the storage holds none.
     unsafe fn free(storage: *mut Storage);
 }
 
@@ -105,8 +107,17 @@ impl<F, T> Place<F, T> for Boxed<F, T> {
         unsafe { storage.cast::<*mut Stage<F, T>>().read() }
     }
     unsafe fn free(storage: *mut Storage) {
+        // Frees the box without dropping its stage again (`drop_stage` dropped it in
+        // place): as `MaybeUninit`, whose layout is the stage's.
         // SAFETY: the pointer came from `Box::into_raw` in `install` and is freed once.
-        drop(unsafe { Box::from_raw(storage.cast::<*mut Stage<F, T>>().read()) });
+        drop(unsafe {
+            Box::from_raw(
+                storage
+                    .cast::<*mut Stage<F, T>>()
+                    .read()
+                    .cast::<MaybeUninit<Stage<F, T>>>(),
+            )
+        });
     }
 }
 
