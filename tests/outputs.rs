@@ -414,9 +414,10 @@ fn fire_and_forget_runs_once_and_drops_its_output_once() {
 
 #[test]
 fn large_bodies_and_outputs_of_every_size_run_once_and_drop_once() {
-    // Bodies and outputs past a slot's inline bytes live in a box. Sizes that grow,
-    // shrink and grow again through a small window; each body sees its own bytes,
-    // and an output left in its task (the handle dropped) is dropped once.
+    // Bodies and outputs past a slot's inline bytes live in the slot's spill block,
+    // kept from one task to the next and grown when a larger one comes (or, past its
+    // limit, in a box). Sizes that grow, shrink and grow again through a small window
+    // reuse, regrow and skip the blocks; each body sees its own bytes.
     const TASKS: usize = 600;
     let _guard = hang_guard(
         "large_bodies_and_outputs_of_every_size_run_once_and_drop_once",
@@ -451,7 +452,7 @@ fn large_bodies_and_outputs_of_every_size_run_once_and_drop_once() {
 
     let mut kept = Vec::new();
     for i in 0..TASKS {
-        // 2, 40, 56 and 200 words: inline, then boxed. One
+        // 2, 40, 56 and 200 words: inline, spilled (and regrown), and boxed. One
         // 56-word task in ten is kept and its output taken at the end; the other
         // handles are dropped at once.
         match i % 4 {

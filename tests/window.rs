@@ -395,3 +395,64 @@ fn held_tasks_keep_outcomes_and_their_slots_come_back() {
     }
     assert_eq!(dropped.load(SeqCst), outputs);
 }
+
+#[test]
+fn try_submit_now_submits_while_there_is_room_and_says_when_there_is_none() {
+    let _guard = hang_guard(
+        "try_submit_now_submits_while_there_is_room_and_says_when_there_is_none",
+        30,
+    );
+    let rt = Runtime::builder().workers(1).window(2).build();
+    let (open, gate) = gated();
+    let blocker = rt.task_async(gate).submit_blocking();
+    let made = Arc::new(AtomicUsize::new(0));
+    let make = |value: u64| {
+        let made = made.clone();
+        move || {
+            made.fetch_add(1, SeqCst);
+            let words = [value; 40]; // past the slot's inline bytes
+            move || Ok::<_, std::convert::Infallible>(words.iter().sum::<u64>())
+        }
+    };
+    // The second slot: submitted at once, after the blocker.
+    let second = rt
+        .try_submit_now(&[blocker.id()], &Some("second".into()), make(1))
+        .expect("a slot is free");
+    // Both slots are taken: nothing is made, and the caller is told.
+    assert!(rt.try_submit_now(&[], &None, make(2)).is_none());
+    assert_eq!(made.load(SeqCst), 1, "the body was made without a slot");
+    assert!(!second.is_finished(), "ran before its dependency");
+    open.send(()).unwrap();
+    assert_eq!(second.wait_blocking().unwrap(), 40);
+    drop(blocker);
+    // A maker that panics gives its slot back: the window still has both.
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.try_submit_now(
+            &[],
+            &None,
+            || -> fn() -> Result<u64, std::convert::Infallible> { panic!("the maker fails") },
+        )
+    }));
+    assert!(panicked.is_err());
+    rt.block_on(rt.synchronize());
+    let third = rt
+        .try_submit_now(&[], &None, make(3))
+        .expect("a slot is free");
+    let fourth = rt
+        .try_submit_now(&[], &None, make(4))
+        .expect("a slot is free");
+    assert_eq!(
+        third.wait_blocking().unwrap() + fourth.wait_blocking().unwrap(),
+        280
+    );
+    rt.block_on(rt.shutdown());
+    drop(rt);
+    // On shutdown, a handle that reports it.
+    let rt = Runtime::builder().workers(1).build();
+    rt.block_on(rt.shutdown());
+    let rejected = rt.try_submit_now(&[], &None, make(5)).expect("a handle");
+    assert!(matches!(
+        rejected.wait_blocking(),
+        Err(taskweave::TaskError::Shutdown { .. })
+    ));
+}

@@ -17,7 +17,7 @@ use crate::handle::{Task, TaskWatch};
 use crate::shared::Shared;
 use crate::stats::SAMPLE_EVERY;
 use crate::sync::{Arc, thread};
-use crate::task::{BoxError, MAX_DEPS, TaskId, install, run_state, wire};
+use crate::task::{BoxError, FnBody, MAX_DEPS, TaskId, install, run_state, wire};
 
 /// Attempts at a free slot, yielding between them, before a submitter sleeps.
 const WINDOW_RETRIES: u32 = 32;
@@ -243,42 +243,16 @@ where
         let Some(index) = index else {
             return Poll::Ready((Task::rejected(shared, submit.name.take()), None));
         };
-        // One submission in SAMPLE_EVERY is timed (the wiring, for `Runtime::stats`).
-        let sequence = shared
-            .counters
-            .submitted
-            .fetch_add(1, crate::sync::Ordering::Relaxed);
-        let timer = sequence
-            .is_multiple_of(SAMPLE_EVERY)
-            .then(std::time::Instant::now);
-        if shared.tracer.enabled() {
-            let slot = &shared.window.slots[index as usize];
-            let id = TaskId::new(index, slot.generation());
-            let at = shared.tracer.stamp();
-            let deps = submit.deps.finish();
-            shared.tracer.submitted(
-                crate::worker::current_index(&shared),
-                id,
-                &submit.name,
-                deps,
-                at,
-            );
-            // The earliest the task can be ready (see `Shared::stamp_ready`). The slot
-            // is ours until it is published below.
-            slot.ready_at.store(
-                shared.tracer.as_ready_stamp(at),
-                crate::sync::Ordering::Relaxed,
-            );
-        }
         // Execution + handle (+ the watch), R10.
         let holders = if watched { 3 } else { 2 };
+        let body = submit.body;
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
         let id = unsafe {
-            spawn_in_slot(
+            launch(
                 &shared,
                 index,
-                submit.body,
+                || body,
                 submit.name,
                 submit.deadline,
                 submit.location,
@@ -286,17 +260,6 @@ where
                 holders,
             )
         };
-        if let Some(timer) = timer {
-            let counters = &shared.counters;
-            counters.submit_ns.fetch_add(
-                timer.elapsed().as_nanos() as u64,
-                crate::sync::Ordering::Relaxed,
-            );
-            counters
-                .submit_samples
-                .fetch_add(1, crate::sync::Ordering::Relaxed);
-        }
-        shared.end_submit();
         // The third holder published above belongs to this watch.
         let watch = watched.then(|| TaskWatch::new_acquired(Arc::clone(&shared), id));
         Poll::Ready((Task::new(shared, id), watch))
@@ -315,9 +278,73 @@ where
     }
 }
 
+/// Starts the task in the free slot `index`: times one submission in
+/// [`SAMPLE_EVERY`], traces it, and [`spawn_in_slot`]s it. Ends the caller's
+/// `begin_submit` mark. Returns its id.
+///
+/// # Safety
+/// As for [`spawn_in_slot`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn launch<T, B>(
+    shared: &Arc<Shared>,
+    index: u32,
+    make_body: impl FnOnce() -> B,
+    name: Option<Cow<'static, str>>,
+    deadline: Option<Duration>,
+    location: &'static Location<'static>,
+    deps: &[TaskId],
+    holders: u32,
+) -> TaskId
+where
+    B: Future<Output = Result<T, BoxError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let sequence = shared
+        .counters
+        .submitted
+        .fetch_add(1, crate::sync::Ordering::Relaxed);
+    let timer = sequence
+        .is_multiple_of(SAMPLE_EVERY)
+        .then(std::time::Instant::now);
+    if shared.tracer.enabled() {
+        let slot = &shared.window.slots[index as usize];
+        let id = TaskId::new(index, slot.generation());
+        let at = shared.tracer.stamp();
+        shared
+            .tracer
+            .submitted(crate::worker::current_index(shared), id, &name, deps, at);
+        // The earliest the task can be ready (see `Shared::stamp_ready`). The slot
+        // is ours until it is published below.
+        slot.ready_at.store(
+            shared.tracer.as_ready_stamp(at),
+            crate::sync::Ordering::Relaxed,
+        );
+    }
+    // SAFETY: forwarded to the caller.
+    let id = unsafe {
+        spawn_in_slot(
+            shared, index, make_body, name, deadline, location, deps, holders,
+        )
+    };
+    if let Some(timer) = timer {
+        let counters = &shared.counters;
+        counters.submit_ns.fetch_add(
+            timer.elapsed().as_nanos() as u64,
+            crate::sync::Ordering::Relaxed,
+        );
+        counters
+            .submit_samples
+            .fetch_add(1, crate::sync::Ordering::Relaxed);
+    }
+    shared.end_submit();
+    id
+}
+
 /// Initialises the task in the free slot `index` and wires its dependencies (R2, R3).
 /// Returns its id; the task is ready (and queued) if nothing it depends on is open.
 ///
+/// `make_body` makes the body where it is stored (so a large body is not copied).
 /// `holders` is 2 (execution and handle) or 3 (and a `TaskWatch` the caller makes).
 ///
 /// # Safety
@@ -329,7 +356,7 @@ where
 pub(crate) unsafe fn spawn_in_slot<T, B>(
     shared: &Arc<Shared>,
     index: u32,
-    body: B,
+    make_body: impl FnOnce() -> B,
     name: Option<Cow<'static, str>>,
     deadline: Option<Duration>,
     location: &'static Location<'static>,
@@ -343,7 +370,13 @@ where
     let slots = &shared.window.slots;
     let slot = &slots[index as usize];
     let generation = slot.generation();
+    // The body first: should `make_body` panic, the slot is untouched but for its
+    // spill block, and goes back to the free list.
+    let unclaimed = Unclaimed { shared, index };
     // SAFETY: R1/R2: the submitter owns every non-atomic field until it publishes.
+    let vtable = unsafe { slot.storage.with_mut(|storage| install(storage, make_body)) };
+    std::mem::forget(unclaimed);
+    // SAFETY: R1/R2, as above.
     unsafe {
         slot.meta.with_mut(|meta| {
             let meta = &mut *meta;
@@ -356,7 +389,7 @@ where
                 location,
             );
             slot.waker_tag.set(&meta.span);
-            meta.vtable = Some(slot.storage.with_mut(|storage| install(storage, body)));
+            meta.vtable = Some(vtable);
         });
         slot.prepare_edges(deps.len());
     }
@@ -390,4 +423,94 @@ where
         shared.schedule(index);
     }
     id
+}
+
+/// A popped slot whose body is being made: if that panics, the slot goes back to the
+/// free list and the submitter's `begin_submit` mark ends (nothing was published).
+struct Unclaimed<'a> {
+    shared: &'a Shared,
+    index: u32,
+}
+
+impl Drop for Unclaimed<'_> {
+    fn drop(&mut self) {
+        self.shared.window.give_back(self.index);
+        self.shared.end_submit();
+    }
+}
+
+impl Runtime {
+    /// Submits a closure task at once if the task window has a free slot, making its
+    /// body in the slot: `make` is called there, so a large body is built where it is
+    /// stored instead of being moved through a builder and a future. When every slot
+    /// is taken it returns `None` without calling `make`; wait for a slot with
+    /// [`Runtime::try_task`]`(..).submit().await` instead. If the runtime is shutting
+    /// down the handle resolves to [`TaskError::Shutdown`](crate::TaskError::Shutdown),
+    /// as for [`Submit::submit`].
+    ///
+    /// `deps` and `name` are as for [`Submit::after`] and [`Submit::name`]; an `Err`
+    /// from the body fails the task, as for [`Runtime::try_task`].
+    ///
+    /// ```
+    /// use taskweave_executor::{Runtime, TaskId};
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let first = rt.task(|| 20).submit_blocking();
+    /// let input = [1u64; 32]; // a body too large for a slot's inline bytes
+    /// let sum = rt
+    ///     .try_submit_now(&[first.id(), TaskId::INVALID], &None, || {
+    ///         move || Ok::<_, std::convert::Infallible>(input.iter().sum::<u64>())
+    ///     })
+    ///     .expect("the window has room");
+    /// assert_eq!(first.wait_blocking().unwrap() + sum.wait_blocking().unwrap(), 52);
+    /// ```
+    #[track_caller]
+    pub fn try_submit_now<F, T, E>(
+        &self,
+        deps: &[TaskId],
+        name: &Option<Cow<'static, str>>,
+        make: impl FnOnce() -> F,
+    ) -> Option<Task<T>>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        let location = Location::caller();
+        let shared = &self.shared;
+        if !shared.begin_submit() {
+            return Some(Task::rejected(Arc::clone(shared), name.clone()));
+        }
+        let Some(index) = shared.window.try_pop() else {
+            shared.end_submit();
+            return None;
+        };
+        let mut list = DepList::default();
+        for &id in deps {
+            list.push(id);
+        }
+        let deps = list.finish();
+        assert!(
+            deps.len() <= MAX_DEPS,
+            "taskweave: a task may have at most {MAX_DEPS} distinct dependencies, got {}",
+            deps.len()
+        );
+        // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
+        // keeps the runtime from cancelling before the task is published.
+        let id = unsafe {
+            launch(
+                shared,
+                index,
+                || {
+                    let body = make();
+                    FnBody::new(move || body().map_err(Into::into))
+                },
+                name.clone(),
+                None,
+                location,
+                deps,
+                2,
+            )
+        };
+        Some(Task::new(Arc::clone(shared), id))
+    }
 }

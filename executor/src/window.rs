@@ -78,6 +78,11 @@ impl Window {
         self.push(index, on_worker);
     }
 
+    /// Returns a slot that was popped but never used (its generation unchanged).
+    pub(crate) fn give_back(&self, index: u32) {
+        self.push(index, false);
+    }
+
     /// Returns a free slot to the list and wakes waiting submitters.
     fn push(&self, index: u32, batched: bool) {
         let mut head = self.free_head.load(Ordering::Relaxed);

@@ -7,9 +7,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use futures::future::Either;
-
-use crate::data::{CheckGuard, OwnedAccesses};
+use crate::data::{Accesses, CheckGuard, OwnedAccesses};
 use crate::{Inputs, Runtime, Task, TaskId};
 
 /// The error a fallible body returns, boxed (what [`TaskError::Failed`](crate::TaskError::Failed) carries).
@@ -46,6 +44,24 @@ pub trait TaskBody<O: OwnedAccesses>: sealed::Body + Send + 'static {
         name: Option<Cow<'static, str>>,
         deps: &[TaskId],
     ) -> impl Future<Output = Task<Self::Output>> + Send + 'r;
+    #[doc(hidden)]
+    /// Submits at once if the task window has a free slot, making the body (with
+    /// the owned form of `accesses`) in the task's slot
+    /// ([`Runtime::try_submit_now`]); `Err(self)` when every slot is taken (then
+    /// [`TaskBody::spawn`] waits for one). Closure bodies do this; async ones always
+    /// go through `spawn`.
+    fn spawn_now<A: Accesses<Owned = O>>(
+        self,
+        _rt: &Runtime,
+        _accesses: &A,
+        _name: &Option<Cow<'static, str>>,
+        _deps: &[TaskId],
+    ) -> Result<Task<Self::Output>, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 /// Builds the executor submission of `body`, names it and adds `deps`.
@@ -59,13 +75,8 @@ macro_rules! submit_with {
     }};
 }
 
-/// Closures up to this size are handed to the executor as they are (it stores
-/// small bodies inline in the task slot); larger ones are boxed first.
-const INLINE_CLOSURE: usize = 48;
-
-/// Submits the closure `run`. A large closure (several accesses) is boxed here, once:
-/// the executor would box it anyway, and moving a pointer through its builder is
-/// cheaper than moving the accesses.
+/// Submits the closure `run`, waiting for a window slot (the path after
+/// [`TaskBody::spawn_now`] found none).
 fn spawn_closure<'r, T, F>(
     rt: &'r Runtime,
     run: F,
@@ -76,11 +87,34 @@ where
     F: FnOnce() -> Result<T, BoxError> + Send + 'static,
     T: Send + 'static,
 {
-    if std::mem::size_of::<F>() <= INLINE_CLOSURE {
-        Either::Left(submit_with!(rt.try_task(run), name, deps))
-    } else {
-        let run = Box::new(run);
-        Either::Right(submit_with!(rt.try_task(run), name, deps))
+    submit_with!(rt.try_task(run), name, deps)
+}
+
+/// [`TaskBody::spawn_now`] of a closure body: `make_run(owned accesses, body)` makes
+/// the task's closure in its slot; `rebuild(body)` gives the body back when the
+/// window is full.
+fn spawn_closure_now<A, B, R, T, Body>(
+    rt: &Runtime,
+    accesses: &A,
+    name: &Option<Cow<'static, str>>,
+    deps: &[TaskId],
+    body: B,
+    make_run: impl FnOnce(A::Owned, B) -> R,
+    rebuild: impl FnOnce(B) -> Body,
+) -> Result<Task<T>, Body>
+where
+    A: Accesses,
+    R: FnOnce() -> Result<T, BoxError> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut body = Some(body);
+    let made = rt.try_submit_now(deps, name, || {
+        let body = body.take().expect("made once");
+        make_run(accesses.to_owned(), body)
+    });
+    match made {
+        Some(task) => Ok(task),
+        None => Err(rebuild(body.take().expect("not made"))),
     }
 }
 
@@ -137,13 +171,30 @@ where
         name: Option<Cow<'static, str>>,
         deps: &[TaskId],
     ) -> impl Future<Output = Task<T>> + Send + 'r {
-        let body = self.0;
-        let run = move || -> Result<T, BoxError> {
-            let output = with_views!(accesses, |views| body(views));
-            Ok(output)
-        };
-        spawn_closure(rt, run, name, deps)
+        spawn_closure(rt, run_sync(accesses, self.0), name, deps)
     }
+
+    fn spawn_now<A: Accesses<Owned = O>>(
+        self,
+        rt: &Runtime,
+        accesses: &A,
+        name: &Option<Cow<'static, str>>,
+        deps: &[TaskId],
+    ) -> Result<Task<T>, Self> {
+        let rebuild = |body| SyncBody(body, PhantomData);
+        spawn_closure_now(rt, accesses, name, deps, self.0, run_sync, rebuild)
+    }
+}
+
+/// The task closure of a [`SyncBody`].
+#[inline(always)]
+fn run_sync<O, F, T>(accesses: O, body: F) -> impl FnOnce() -> Result<T, BoxError> + Send + 'static
+where
+    O: OwnedAccesses,
+    F: for<'v> FnOnce(O::Views<'v>) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    move || Ok(with_views!(accesses, |views| body(views)))
 }
 
 impl<O, F, T, E> TaskBody<O> for TrySyncBody<F, T, E>
@@ -164,12 +215,36 @@ where
         name: Option<Cow<'static, str>>,
         deps: &[TaskId],
     ) -> impl Future<Output = Task<T>> + Send + 'r {
-        let body = self.0;
-        let run = move || -> Result<T, BoxError> {
-            let result = with_views!(accesses, |views| body(views));
-            result.map_err(Into::into)
-        };
-        spawn_closure(rt, run, name, deps)
+        spawn_closure(rt, run_try_sync(accesses, self.0), name, deps)
+    }
+
+    fn spawn_now<A: Accesses<Owned = O>>(
+        self,
+        rt: &Runtime,
+        accesses: &A,
+        name: &Option<Cow<'static, str>>,
+        deps: &[TaskId],
+    ) -> Result<Task<T>, Self> {
+        let rebuild = |body| TrySyncBody(body, PhantomData);
+        spawn_closure_now(rt, accesses, name, deps, self.0, run_try_sync, rebuild)
+    }
+}
+
+/// The task closure of a [`TrySyncBody`].
+#[inline(always)]
+fn run_try_sync<O, F, T, E>(
+    accesses: O,
+    body: F,
+) -> impl FnOnce() -> Result<T, BoxError> + Send + 'static
+where
+    O: OwnedAccesses,
+    F: for<'v> FnOnce(O::Views<'v>) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    move || {
+        let result = with_views!(accesses, |views| body(views));
+        result.map_err(Into::into)
     }
 }
 
@@ -247,13 +322,46 @@ where
         deps: &[TaskId],
     ) -> impl Future<Output = Task<T>> + Send + 'r {
         let DataflowBody(inputs, body, _) = self;
-        let run = move || -> Result<T, BoxError> {
-            // The inputs' ids are among `deps`: they have completed (had one failed,
-            // the executor would have failed this task without running it).
-            let values = inputs.take_values()?;
-            let output = with_views!(accesses, |views| body(values, views));
-            Ok(output)
-        };
-        spawn_closure(rt, run, name, deps)
+        spawn_closure(rt, run_dataflow(accesses, (inputs, body)), name, deps)
+    }
+
+    fn spawn_now<A: Accesses<Owned = O>>(
+        self,
+        rt: &Runtime,
+        accesses: &A,
+        name: &Option<Cow<'static, str>>,
+        deps: &[TaskId],
+    ) -> Result<Task<T>, Self> {
+        let DataflowBody(inputs, body, _) = self;
+        let rebuild = |(inputs, body)| DataflowBody(inputs, body, PhantomData);
+        spawn_closure_now(
+            rt,
+            accesses,
+            name,
+            deps,
+            (inputs, body),
+            run_dataflow,
+            rebuild,
+        )
+    }
+}
+
+/// The task closure of a [`DataflowBody`].
+#[inline(always)]
+fn run_dataflow<O, I, F, T>(
+    accesses: O,
+    (inputs, body): (I, F),
+) -> impl FnOnce() -> Result<T, BoxError> + Send + 'static
+where
+    O: OwnedAccesses,
+    I: Inputs,
+    F: for<'v> FnOnce(I::Values, O::Views<'v>) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    move || {
+        // The inputs' ids are among `deps`: they have completed (had one failed, the
+        // executor would have failed this task without running it).
+        let values = inputs.take_values()?;
+        Ok(with_views!(accesses, |views| body(values, views)))
     }
 }

@@ -337,9 +337,14 @@ where
                 map.lookup(bounds, access.info.kind, access.info.meta.id, &mut deps);
             }
         }
-        let task = body
-            .spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
-            .await;
+        // Made in its slot when the window has room (no copy of a large body).
+        let task = match body.spawn_now(&tree.rt, &accesses, &name, &deps.ids) {
+            Ok(task) => task,
+            Err(body) => {
+                body.spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
+                    .await
+            }
+        };
         let id = task.id();
         if let Some(noted) = noted {
             noted.extend_from_slice(&deps.ids);
