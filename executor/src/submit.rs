@@ -278,12 +278,19 @@ where
     }
 }
 
-/// Starts the task in the free slot `index`: times one submission in
-/// [`SAMPLE_EVERY`], traces it, and [`spawn_in_slot`]s it. Ends the caller's
-/// `begin_submit` mark. Returns its id.
+/// Starts the task in the free slot `index` (R2, R3): initialises it, wires its
+/// dependencies, and queues it if nothing it depends on is open. Times one
+/// submission in [`SAMPLE_EVERY`] and traces it; ends the caller's `begin_submit`
+/// mark. Returns its id.
+///
+/// `make_body` makes the body where it is stored (so a large body is not copied).
+/// `holders` is 2 (execution and handle) or 3 (and a `TaskWatch` the caller makes).
 ///
 /// # Safety
-/// As for [`spawn_in_slot`].
+/// The caller popped `index` from the free list (so owns it, R1) and holds a
+/// `begin_submit` mark.
+// The submission's fields one by one: moving the whole `Submit` in costs a copy on
+// the submit path.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn launch<T, B>(
@@ -321,52 +328,6 @@ where
             crate::sync::Ordering::Relaxed,
         );
     }
-    // SAFETY: forwarded to the caller.
-    let id = unsafe {
-        spawn_in_slot(
-            shared, index, make_body, name, deadline, location, deps, holders,
-        )
-    };
-    if let Some(timer) = timer {
-        let counters = &shared.counters;
-        counters.submit_ns.fetch_add(
-            timer.elapsed().as_nanos() as u64,
-            crate::sync::Ordering::Relaxed,
-        );
-        counters
-            .submit_samples
-            .fetch_add(1, crate::sync::Ordering::Relaxed);
-    }
-    shared.end_submit();
-    id
-}
-
-/// Initialises the task in the free slot `index` and wires its dependencies (R2, R3).
-/// Returns its id; the task is ready (and queued) if nothing it depends on is open.
-///
-/// `make_body` makes the body where it is stored (so a large body is not copied).
-/// `holders` is 2 (execution and handle) or 3 (and a `TaskWatch` the caller makes).
-///
-/// # Safety
-/// The caller popped `index` from the free list (so owns it, R1) and holds a
-/// `begin_submit` mark.
-// The submission's fields one by one: moving the whole `Submit` in costs a copy on
-// the submit path.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn spawn_in_slot<T, B>(
-    shared: &Arc<Shared>,
-    index: u32,
-    make_body: impl FnOnce() -> B,
-    name: Option<Cow<'static, str>>,
-    deadline: Option<Duration>,
-    location: &'static Location<'static>,
-    deps: &[TaskId],
-    holders: u32,
-) -> TaskId
-where
-    B: Future<Output = Result<T, BoxError>> + Send + 'static,
-    T: Send + 'static,
-{
     let slots = &shared.window.slots;
     let slot = &slots[index as usize];
     let generation = slot.generation();
@@ -422,6 +383,17 @@ where
     if ready {
         shared.schedule(index);
     }
+    if let Some(timer) = timer {
+        let counters = &shared.counters;
+        counters.submit_ns.fetch_add(
+            timer.elapsed().as_nanos() as u64,
+            crate::sync::Ordering::Relaxed,
+        );
+        counters
+            .submit_samples
+            .fetch_add(1, crate::sync::Ordering::Relaxed);
+    }
+    shared.end_submit();
     id
 }
 
