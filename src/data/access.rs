@@ -347,8 +347,18 @@ impl<O: OwnedAccesses, const N: usize> OwnedAccesses for [O; N] {
     }
 
     unsafe fn views<'v>(&'v self) -> Self::Views<'v> {
-        // SAFETY: forwarded; the elements are accesses of the same task.
-        self.each_ref().map(|access| unsafe { access.views() })
+        // Written in place: through `array::map` each view (a pointer and its
+        // geometry) was moved twice more.
+        let mut views = std::mem::MaybeUninit::<[O::Views<'v>; N]>::uninit();
+        let first = views.as_mut_ptr().cast::<O::Views<'v>>();
+        for (i, access) in self.iter().enumerate() {
+            // SAFETY: forwarded (the elements are accesses of the same task); `i < N`
+            // is in bounds of the array, and each element is written once.
+            unsafe { first.add(i).write(access.views()) };
+        }
+        // SAFETY: all `N` elements were written above (views have no destructor
+        // to run should one of the calls panic: they borrow).
+        unsafe { views.assume_init() }
     }
 }
 

@@ -492,9 +492,13 @@ impl<T: Element, const N: usize> Index<[usize; N]> for ViewMut<'_, T> {
 
 impl<T: Element, const N: usize> IndexMut<[usize; N]> for ViewMut<'_, T> {
     fn index_mut(&mut self, index: [usize; N]) -> &mut T {
-        let geometry = self.geometry;
-        self.get_mut(&index)
-            .unwrap_or_else(|| geometry.index_panic(&index))
+        // Not through `get_mut`: its borrow of `self` would make the panic path copy
+        // the geometry first, on every call.
+        let Some(offset) = self.geometry.offset(&index) else {
+            self.geometry.index_panic(&index)
+        };
+        // SAFETY: as in `get_mut`.
+        unsafe { &mut *self.base.add(offset) }
     }
 }
 
