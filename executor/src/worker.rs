@@ -235,9 +235,11 @@ fn work_loop(shared: &Shared, ctx: &Context) {
     let mut phase_start = Instant::now();
     loop {
         // Completions first when idle, and every so often when busy, so deferred
-        // tasks are never starved by a long local chain.
-        // Slot holds handed over by submitters (`HeldTasks::release_later`) likewise.
-        if handoff.is_none() || since_drain >= DRAIN_EVERY {
+        // tasks are never starved by a long local chain or a full local queue (a
+        // look at every lane per task would cost independent tasks more than their
+        // scheduling). Slot holds handed over by submitters
+        // (`HeldTasks::release_later`) likewise.
+        if since_drain >= DRAIN_EVERY || (handoff.is_none() && ctx.local.is_empty()) {
             if shared.mailbox.needs_drainer() {
                 since_drain = 0;
                 let drained = shared.drain_mailbox(&mut handoff);
