@@ -16,15 +16,19 @@ use super::region::{Layout, MAX_RANK, Region, Shape};
 
 /// Where a view's elements lie in its tensor's buffer.
 #[doc(hidden)]
+///
+/// Kept small (a view is this and a pointer, 64 bytes): views are made, moved and
+/// handed to the body on every task, so the tensor's strides are not stored but
+/// derived from its three inner dimensions.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Geometry {
-    rank: u8,
-    /// Extents of the region, right-aligned.
-    dims: [usize; MAX_RANK],
-    /// Row-major strides of the tensor.
-    strides: [usize; MAX_RANK],
     /// Offset of the region's first element.
     start: usize,
+    /// Extents of the region, right-aligned.
+    dims: [usize; MAX_RANK],
+    /// The tensor's padded dimensions but the outermost (see [`Geometry::strides`]).
+    inner: [u32; MAX_RANK - 1],
+    rank: u8,
     /// Whether the region is one contiguous run of `len()` elements from `start`.
     contiguous: bool,
 }
@@ -32,18 +36,20 @@ pub struct Geometry {
 impl Geometry {
     /// The geometry of `region` (already checked against `shape`).
     pub(crate) fn new(shape: &Shape, region: &Region) -> Geometry {
+        let tensor = shape.padded();
+        let inner = [tensor[1], tensor[2], tensor[3]];
         match region.layout(shape) {
+            // A run of one dimension: only the innermost stride (1) is ever used.
             Layout::Contiguous { start, len } => Geometry {
                 rank: 1,
                 dims: [1, 1, 1, len],
-                strides: [len, len, len, 1],
+                inner,
                 start,
                 contiguous: true,
             },
             Layout::Tile(bounds) => {
                 let strides = shape.strides();
                 let extent = bounds.extent();
-                let tensor = shape.padded();
                 let dims = extent.map(|e| e as usize);
                 let start = (0..MAX_RANK)
                     .map(|d| bounds.start[d] as usize * strides[d])
@@ -57,7 +63,7 @@ impl Geometry {
                 Geometry {
                     rank: shape.rank() as u8,
                     dims,
-                    strides,
+                    inner,
                     start,
                     contiguous,
                 }
@@ -67,6 +73,13 @@ impl Geometry {
 
     fn shape(&self) -> &[usize] {
         &self.dims[MAX_RANK - self.rank as usize..]
+    }
+
+    /// The tensor's row-major strides (as `Shape::strides`).
+    #[inline]
+    fn strides(&self) -> [usize; MAX_RANK] {
+        let [d1, d2, d3] = self.inner.map(|d| d as usize);
+        [d1 * d2 * d3, d2 * d3, d3, 1]
     }
 
     fn len(&self) -> usize {
@@ -91,13 +104,14 @@ impl Geometry {
         );
         if self.dims[0] == 1 && self.dims[1] == 1 {
             // Ranks 1 and 2 (and most tiles): no division.
-            return self.start + k * self.strides[2];
+            return self.start + k * self.inner[2] as usize;
         }
+        let strides = self.strides();
         let i2 = k % self.dims[2];
         let rest = k / self.dims[2];
         let i1 = rest % self.dims[1];
         let i0 = rest / self.dims[1];
-        self.start + i0 * self.strides[0] + i1 * self.strides[1] + i2 * self.strides[2]
+        self.start + i0 * strides[0] + i1 * strides[1] + i2 * strides[2]
     }
 
     /// Offset of the element at `index` (one coordinate per dimension of the view).
@@ -107,12 +121,13 @@ impl Geometry {
             return None;
         }
         let first = MAX_RANK - index.len();
+        let strides = self.strides();
         let mut offset = self.start;
         for (i, &at) in index.iter().enumerate() {
             if at >= self.dims[first + i] {
                 return None;
             }
-            offset += at * self.strides[first + i];
+            offset += at * strides[first + i];
         }
         Some(offset)
     }
@@ -521,6 +536,21 @@ impl<T: Element> fmt::Debug for ViewMut<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_view_is_a_pointer_and_a_small_geometry() {
+        assert_eq!(std::mem::size_of::<ViewMut<'_, f64>>(), 64);
+        assert_eq!(std::mem::size_of::<View<'_, u8>>(), 64);
+    }
+
+    #[test]
+    fn derived_strides_are_the_tensors() {
+        for dims in [&[5][..], &[3, 4], &[2, 3, 4], &[2, 3, 4, 5]] {
+            let shape = Shape::new(dims).unwrap();
+            let geometry = Geometry::new(&shape, &Region::all());
+            assert_eq!(geometry.strides(), shape.strides(), "{dims:?}");
+        }
+    }
 
     #[test]
     fn a_whole_vector_has_the_geometry_of_its_tile() {
