@@ -342,7 +342,8 @@ where
         slot.meta.with_mut(|meta| {
             let meta = &mut *meta;
             meta.name = name;
-            meta.error = None;
+            // The reclaimer took the previous task's error (a fresh slot has none).
+            debug_assert!(meta.error.is_none());
             meta.deadline = deadline;
             meta.span = TaskSpan::new(
                 TaskId::new(index, generation),
