@@ -184,7 +184,7 @@ pub trait Accesses: sealed::Declared + Send + Sync {
     /// The form the task body owns (keeps the tensors alive while it runs).
     type Owned: OwnedAccesses;
     #[doc(hidden)]
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>));
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F);
     #[doc(hidden)]
     fn to_owned(&self) -> Self::Owned;
 }
@@ -218,7 +218,7 @@ impl<T: Element, M: Mode> sealed::Owned for OwnedAccess<T, M> {}
 impl<T: Element, M: Mode> Accesses for Access<'_, T, M> {
     type Owned = OwnedAccess<T, M>;
 
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F) {
         f(AccessInfo {
             meta: &self.tensor.meta,
             region: &self.region,
@@ -263,7 +263,7 @@ impl sealed::Owned for () {}
 
 impl Accesses for () {
     type Owned = ();
-    fn for_each<'a>(&'a self, _: &mut dyn FnMut(AccessInfo<'a>)) {}
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, _: &mut F) {}
     fn to_owned(&self) {}
 }
 
@@ -282,7 +282,7 @@ impl<O: OwnedAccesses> sealed::Owned for Vec<O> {}
 impl<A: Accesses> Accesses for Vec<A> {
     type Owned = Vec<A::Owned>;
 
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F) {
         for access in self {
             access.for_each(f);
         }
@@ -321,7 +321,7 @@ impl<O: OwnedAccesses, const N: usize> sealed::Owned for [O; N] {}
 impl<A: Accesses, const N: usize> Accesses for [A; N] {
     type Owned = [A::Owned; N];
 
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F) {
         for access in self {
             access.for_each(f);
         }
@@ -361,7 +361,7 @@ macro_rules! tuple_accesses {
             type Owned = ($($name::Owned,)+);
 
             #[allow(non_snake_case)]
-            fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+            fn for_each<'a, Visit: FnMut(AccessInfo<'a>)>(&'a self, f: &mut Visit) {
                 let ($($name,)+) = self;
                 $($name.for_each(f);)+
             }

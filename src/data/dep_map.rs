@@ -95,6 +95,15 @@ impl DepSink {
         }
     }
 
+    /// Forgets the dependencies after the first `len` (and every recorded edge: the
+    /// edges are of derived dependencies, which come last).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.ids.truncate(len);
+        if let Some(edges) = &mut self.edges {
+            edges.clear();
+        }
+    }
+
     #[inline]
     fn push(&mut self, id: TaskId, kind: DepKind, tensor: u64) {
         if !id.is_valid() {
@@ -118,18 +127,36 @@ impl DepMap {
         tensor: u64,
         sink: &mut DepSink,
     ) {
-        // Fast path: one grid, and the query is one of its cells; then that cell is
-        // the only box of the map that can overlap it (and the write covers nothing
-        // else to retire).
-        if let [grid] = &mut self.grids[..]
-            && let Some(cell) = grid.cell_of(query)
-        {
-            if let Some(entry) = grid.cells.get(cell) {
-                depend_on(entry, kind, tensor, sink);
-            }
-            return;
+        if !self.lookup_cell(query, kind, tensor, sink) {
+            self.lookup_in_every_grid(query, kind, tensor, sink);
         }
-        self.lookup_in_every_grid(query, kind, tensor, sink);
+    }
+
+    /// [`DepMap::lookup`] when it changes nothing: the map is empty, or has one grid
+    /// and `query` is one of its cells (then that cell is the only box of the map
+    /// that can overlap it, and a write covers nothing else to retire). Returns
+    /// whether that was the case; if not, it did nothing.
+    #[inline]
+    pub(crate) fn lookup_cell(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        tensor: u64,
+        sink: &mut DepSink,
+    ) -> bool {
+        match &mut self.grids[..] {
+            [] => true,
+            [grid] => {
+                let Some(cell) = grid.cell_of(query) else {
+                    return false;
+                };
+                if let Some(entry) = grid.cells.get(cell) {
+                    depend_on(entry, kind, tensor, sink);
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// [`DepMap::lookup`] off the fast path: every grid's overlapping entries.
