@@ -57,6 +57,18 @@ pub(crate) struct DepMap {
     items: usize,
     /// Run a cleanup when `items` exceeds this.
     cleanup_at: usize,
+    /// Changes whenever grids are removed (so a grid's position may change): a
+    /// [`CellHint`] names a cell of the first grid of one epoch.
+    epoch: u32,
+}
+
+/// Where [`DepMap::lookup_cell`] found a query box: a cell of the map's first grid.
+/// [`DepMap::record_cell`] uses it to skip finding the cell again; it is stale once
+/// the map's grids were removed or reordered.
+#[derive(Clone, Copy)]
+pub(crate) struct CellHint {
+    k: [u32; MAX_RANK],
+    epoch: u32,
 }
 
 /// The boxes of one extent and phase: cell `k` (lattice coordinates) spans
@@ -77,6 +89,7 @@ impl Default for DepMap {
             grids: Vec::new(),
             items: 0,
             cleanup_at: MIN_CLEANUP,
+            epoch: 0,
         }
     }
 }
@@ -127,7 +140,7 @@ impl DepMap {
         tensor: u64,
         sink: &mut DepSink,
     ) {
-        if !self.lookup_cell(query, kind, tensor, sink) {
+        if self.lookup_cell(query, kind, tensor, sink).is_none() {
             self.lookup_in_every_grid(query, kind, tensor, sink);
         }
     }
@@ -135,7 +148,8 @@ impl DepMap {
     /// [`DepMap::lookup`] when it changes nothing: the map is empty, or has one grid
     /// and `query` is one of its cells (then that cell is the only box of the map
     /// that can overlap it, and a write covers nothing else to retire). Returns
-    /// whether that was the case; if not, it did nothing.
+    /// whether that was the case (if not, it did nothing), and in the second case
+    /// where the cell is, for [`DepMap::record_cell`].
     #[inline]
     pub(crate) fn lookup_cell(
         &mut self,
@@ -143,19 +157,20 @@ impl DepMap {
         kind: AccessKind,
         tensor: u64,
         sink: &mut DepSink,
-    ) -> bool {
+    ) -> Option<Option<CellHint>> {
         match &mut self.grids[..] {
-            [] => true,
+            [] => Some(None),
             [grid] => {
-                let Some(cell) = grid.cell_of(query) else {
-                    return false;
-                };
-                if let Some(entry) = grid.cells.get(cell) {
+                let k = grid.lattice_of(query)?;
+                if let Some(entry) = grid.cells.get(Cell::at(k)) {
                     depend_on(entry, kind, tensor, sink);
                 }
-                true
+                Some(Some(CellHint {
+                    k,
+                    epoch: self.epoch,
+                }))
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -178,6 +193,7 @@ impl DepMap {
         }
         if emptied {
             self.grids.retain(|grid| !grid.cells.is_empty());
+            self.epoch = self.epoch.wrapping_add(1);
         }
     }
 
@@ -191,6 +207,31 @@ impl DepMap {
         } else {
             self.grid_of(query)
         };
+        self.record_at(at, cell, kind, task, rt);
+    }
+
+    /// [`DepMap::record`] for the box `lookup_cell` found at `hint`, if the hint is
+    /// still good (no grid was removed since); returns whether it was.
+    #[inline]
+    pub(crate) fn record_cell(
+        &mut self,
+        hint: CellHint,
+        kind: AccessKind,
+        task: TaskId,
+        rt: &Runtime,
+    ) -> bool {
+        // Grids are only added at the end, or removed (which changes the epoch): so
+        // the first grid is still the one of the hint.
+        if hint.epoch != self.epoch || self.grids.is_empty() {
+            return false;
+        }
+        self.record_at(0, Cell::at(hint.k), kind, task, rt);
+        true
+    }
+
+    /// [`DepMap::record`] for the box at `cell` of grid `at`.
+    #[inline(always)]
+    fn record_at(&mut self, at: usize, cell: Cell, kind: AccessKind, task: TaskId, rt: &Runtime) {
         let (entry, inserted) = self.grids[at].cells.get_or_insert(cell);
         self.items += usize::from(inserted);
         if kind.writes() {
@@ -279,7 +320,11 @@ impl DepMap {
                 }
             });
         }
+        let grids = self.grids.len();
         self.grids.retain(|grid| !grid.cells.is_empty());
+        if self.grids.len() != grids {
+            self.epoch = self.epoch.wrapping_add(1);
+        }
         self.items = items;
         self.cleanup_at = (2 * items).max(MIN_CLEANUP);
     }
@@ -334,6 +379,12 @@ impl Grid {
     /// phase).
     #[inline(always)]
     fn cell_of(&self, query: &Bounds) -> Option<Cell> {
+        self.lattice_of(query).map(Cell::at)
+    }
+
+    /// The lattice coordinates of `query`, if it is one of this grid's cells.
+    #[inline(always)]
+    fn lattice_of(&self, query: &Bounds) -> Option<[u32; MAX_RANK]> {
         if let Some(shift) = self.shift {
             // Branch-free over the dimensions: a difference in extent, or a start off
             // the lattice, sets a bit of `off`. A start below the phase is off the
@@ -349,7 +400,7 @@ impl Grid {
                 off |= from & (extent - 1);
                 k[d] = from >> shift[d];
             }
-            return (off == 0).then(|| Cell::at(k));
+            return (off == 0).then_some(k);
         }
         let mut k = [0u32; MAX_RANK];
         for (d, k) in k.iter_mut().enumerate() {
@@ -365,7 +416,7 @@ impl Grid {
             }
             *k = quotient(from, extent as u64) as u32;
         }
-        Some(Cell::at(k))
+        Some(k)
     }
 
     /// The box of the cell at lattice coordinates `k` (of a recorded cell, so in
@@ -579,6 +630,53 @@ mod tests {
         found.sort();
         assert_eq!(found, [(w2, DepKind::Raw), (w3, DepKind::Raw)]);
         map.record(&inner, AccessKind::Read, r3, &rt);
+        drop(gate);
+        for task in tasks {
+            task.wait_blocking().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_cell_hint_records_in_its_cell_until_grids_are_removed() {
+        let rt = Runtime::builder().workers(1).build();
+        let (tasks, gate) = open_tasks(&rt, 4);
+        let [t0, t1, t2, t3] = [0, 1, 2, 3].map(|i| tasks[i].id());
+        let shape = Shape::new(&[64]).unwrap();
+        let cell = bounds(&shape, Region::range(8..12));
+        let mut map = DepMap::default();
+        let mut sink = DepSink::new(false);
+        // An empty map: looked up, nothing to hint.
+        assert!(matches!(
+            map.lookup_cell(&cell, AccessKind::Write, 0, &mut sink),
+            Some(None)
+        ));
+        map.record(&cell, AccessKind::Write, t0, &rt);
+        let hint = map
+            .lookup_cell(&cell, AccessKind::Read, 0, &mut sink)
+            .unwrap()
+            .unwrap();
+        assert_eq!(sink.ids.as_slice(), [t0]);
+        // A grid added after the hint leaves it good.
+        map.record(
+            &bounds(&shape, Region::range(32..40)),
+            AccessKind::Write,
+            t1,
+            &rt,
+        );
+        assert!(map.record_cell(hint, AccessKind::Read, t2, &rt));
+        let found = deps(&mut map, &cell, AccessKind::Write);
+        assert_eq!(found, [(t2, DepKind::War)]);
+        // A write of everything retires both grids' entries: the grids go, its own
+        // becomes the first, and the hint is stale.
+        let all = bounds(&shape, Region::all());
+        deps(&mut map, &all, AccessKind::Write);
+        map.record(&all, AccessKind::Write, t3, &rt);
+        assert!(!map.record_cell(hint, AccessKind::Write, t3, &rt));
+        assert_eq!(map.items(), 1);
+        assert_eq!(
+            deps(&mut map, &cell, AccessKind::Read),
+            [(t3, DepKind::Raw)]
+        );
         drop(gate);
         for task in tasks {
             task.wait_blocking().unwrap();

@@ -17,7 +17,8 @@ use super::body::{
 };
 use super::tree::TreeGuard;
 use crate::data::{
-    AccessInfo, Accesses, Bounds, DepSink, MAX_RANK, OneBox, RegionProblem, TensorMeta, ViewsOf,
+    AccessInfo, Accesses, Bounds, CellHint, DepSink, MAX_RANK, OneBox, RegionProblem, TensorMeta,
+    ViewsOf,
 };
 use crate::error::DataError;
 use crate::graph::{EdgeSource, GraphEdge, GraphTask};
@@ -326,7 +327,8 @@ where
         }
         body.for_each_input(&mut |id| deps.ids.push(id));
         let given = deps.ids.len();
-        scope.check_and_look_up(&accesses, &name, &mut guard, &mut deps)?;
+        let mut hints = Hints::new();
+        scope.check_and_look_up(&accesses, &name, &mut guard, &mut deps, &mut hints)?;
         let task = body
             .spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
             .await;
@@ -339,7 +341,7 @@ where
             return Ok(task);
         }
         // D2: record the accesses before any later submission can look them up.
-        scope.record(&accesses, id, &mut guard);
+        scope.record(&accesses, &hints, id, &mut guard);
         scope.hold(&mut guard, &task);
         if recording {
             let explicit = after.len();
@@ -423,6 +425,11 @@ where
 /// (as a [`row_major`] key; see [`Planned::last`]).
 type Seen<'a> = SmallVec<[(&'a TensorMeta, u128); 4]>;
 
+/// Where the fast path of [`Scope::check_and_look_up`] found each access in its
+/// map (in declaration order; `None` for an access it did not look up), so that
+/// [`Scope::record`] need not find the cells again. Empty off the fast path.
+type Hints = SmallVec<[Option<CellHint>; PLANNED_INLINE]>;
+
 impl<'p> Scope<'p> {
     /// Checks the declared accesses of one task (see [`DataSubmit`]) and the scope's
     /// room, and adds to `deps` the tasks the accesses must follow (rules D2, D3).
@@ -439,12 +446,14 @@ impl<'p> Scope<'p> {
         task: &Option<Cow<'static, str>>,
         guard: &mut TreeGuard<'_>,
         deps: &mut DepSink,
+        hints: &mut Hints,
     ) -> Result<(), DataError> {
         let given = deps.ids.len();
-        if self.check_and_look_up_cells(accesses, task, guard, deps)? {
+        if self.check_and_look_up_cells(accesses, task, guard, deps, hints)? {
             return self.check_room();
         }
         deps.truncate(given);
+        hints.clear();
         let mut plan = Plan::default();
         self.plan(accesses, task, &mut plan)?;
         self.check_room()?;
@@ -469,6 +478,7 @@ impl<'p> Scope<'p> {
         task: &Option<Cow<'static, str>>,
         guard: &mut TreeGuard<'_>,
         deps: &mut DepSink,
+        hints: &mut Hints,
     ) -> Result<bool, DataError> {
         let manual_scope = self.kind == ScopeKind::Manual;
         let mut seen = Seen::new();
@@ -488,7 +498,10 @@ impl<'p> Scope<'p> {
             let bounds = match info.region.resolve_one(&meta.shape) {
                 Ok(OneBox::One(bounds)) => bounds,
                 // No element: it overlaps nothing, and the map has nothing to say.
-                Ok(OneBox::Empty) => return,
+                Ok(OneBox::Empty) => {
+                    hints.push(None);
+                    return;
+                }
                 Ok(OneBox::Many) => {
                     outcome = Ok(false);
                     return;
@@ -514,29 +527,46 @@ impl<'p> Scope<'p> {
                 }
             }
             let tracked = !manual_scope && !meta.manual && !info.no_dep;
-            if tracked
-                && !meta
-                    .map
-                    .get(guard)
-                    .lookup_cell(&bounds, info.kind, meta.id, deps)
+            if !tracked {
+                hints.push(None);
+                return;
+            }
+            match meta
+                .map
+                .get(guard)
+                .lookup_cell(&bounds, info.kind, meta.id, deps)
             {
-                outcome = Ok(false);
+                Some(hint) => hints.push(hint),
+                None => outcome = Ok(false),
             }
         });
         outcome
     }
 
     /// Records the accesses of task `id` in their tensors' maps (rule D2). The
-    /// accesses were checked by [`Scope::check_and_look_up`].
-    fn record<A: Accesses>(&self, accesses: &A, id: TaskId, guard: &mut TreeGuard<'_>) {
+    /// accesses were checked by [`Scope::check_and_look_up`], which left `hints`.
+    fn record<A: Accesses>(
+        &self,
+        accesses: &A,
+        hints: &Hints,
+        id: TaskId,
+        guard: &mut TreeGuard<'_>,
+    ) {
         let manual_scope = self.kind == ScopeKind::Manual;
         let rt = &self.tree.rt;
+        let mut hints = hints.iter();
         accesses.for_each(&mut |info| {
+            let hint = hints.next().copied().flatten();
             let meta = info.meta;
             if manual_scope || meta.manual || info.no_dep {
                 return;
             }
             let map = meta.map.get(guard);
+            if let Some(hint) = hint
+                && map.record_cell(hint, info.kind, id, rt)
+            {
+                return;
+            }
             match info.region.resolve_one(&meta.shape) {
                 Ok(OneBox::One(bounds)) => map.record(&bounds, info.kind, id, rt),
                 Ok(OneBox::Empty) => {}
