@@ -150,7 +150,7 @@ impl DepMap {
     /// that can overlap it, and a write covers nothing else to retire). Returns
     /// whether that was the case (if not, it did nothing), and in the second case
     /// where the cell is, for [`DepMap::record_cell`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lookup_cell(
         &mut self,
         query: &Bounds,

@@ -267,13 +267,22 @@ impl Region {
     /// [`Region::resolve`].
     #[inline(always)]
     pub(crate) fn resolve_one(&self, shape: &Shape) -> Result<OneBox, RegionProblem> {
-        // Inline, the cases a submission meets most (a range of a vector, a tile);
-        // out of line, the rest.
+        match self.one_box(shape) {
+            Some(bounds) => Ok(OneBox::One(bounds)),
+            None => self.resolve_one_in_full(shape),
+        }
+    }
+
+    /// The box of this region in a tensor of `shape` in the cases a submission meets
+    /// most (a valid, non-empty range of a vector or tile); `None` for every other
+    /// case (then see [`Region::resolve_one`]).
+    #[inline(always)]
+    pub(crate) fn one_box(&self, shape: &Shape) -> Option<Bounds> {
         match self.0 {
             Repr::Range { start, end } if shape.rank() == 1 => {
                 let (start, end) = (start.get(), end.get());
                 if start >= end || end > shape.padded()[MAX_RANK - 1] as u64 {
-                    return self.resolve_one_in_full(shape);
+                    return None;
                 }
                 let mut bounds = Bounds {
                     start: [0; MAX_RANK],
@@ -281,7 +290,7 @@ impl Region {
                 };
                 bounds.start[MAX_RANK - 1] = start as u32;
                 bounds.end[MAX_RANK - 1] = end as u32;
-                Ok(OneBox::One(bounds))
+                Some(bounds)
             }
             Repr::Tile {
                 rank,
@@ -301,12 +310,9 @@ impl Region {
                     empty |= extent[d] == 0;
                     bounds.end[d] = end as u32;
                 }
-                if !fits || empty {
-                    return self.resolve_one_in_full(shape);
-                }
-                Ok(OneBox::One(bounds))
+                (fits && !empty).then_some(bounds)
             }
-            _ => self.resolve_one_in_full(shape),
+            _ => None,
         }
     }
 

@@ -495,21 +495,24 @@ impl<'p> Scope<'p> {
                 outcome = Err(self.misplaced(info, task));
                 return;
             }
-            let bounds = match info.region.resolve_one(&meta.shape) {
-                Ok(OneBox::One(bounds)) => bounds,
-                // No element: it overlaps nothing, and the map has nothing to say.
-                Ok(OneBox::Empty) => {
-                    hints.push(None);
-                    return;
-                }
-                Ok(OneBox::Many) => {
-                    outcome = Ok(false);
-                    return;
-                }
-                Err(problem) => {
-                    outcome = Err(region_error(info, task, problem));
-                    return;
-                }
+            let bounds = match info.region.one_box(&meta.shape) {
+                Some(bounds) => bounds,
+                None => match info.region.resolve_one(&meta.shape) {
+                    Ok(OneBox::One(bounds)) => bounds,
+                    // No element: it overlaps nothing, and the map has nothing to say.
+                    Ok(OneBox::Empty) => {
+                        hints.push(None);
+                        return;
+                    }
+                    Ok(OneBox::Many) => {
+                        outcome = Ok(false);
+                        return;
+                    }
+                    Err(problem) => {
+                        outcome = Err(region_error(info, task, problem));
+                        return;
+                    }
+                },
             };
             // D3, as in `check_access`: only an access that does not start after
             // every earlier one of its tensor ends is compared with them.
