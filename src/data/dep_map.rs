@@ -295,29 +295,26 @@ impl DepMap {
     #[inline(never)]
     fn cleanup(&mut self, rt: &Runtime) {
         let mut items = 0;
-        let mut last = (TaskId::INVALID, None);
+        let mut last = (TaskId::INVALID, false);
         let mut prune = |task: TaskId| {
             if task != last.0 {
-                last = (task, rt.failed(task));
+                last = (task, rt.failed(task) == Some(false));
             }
-            last.1 == Some(false)
+            last.1
         };
         for grid in &mut self.grids {
-            grid.cells.for_each_page(|entries| {
-                for entry in entries.iter_mut() {
-                    if !entry.is_live() {
-                        continue;
-                    }
-                    if entry.writer.is_valid() && prune(entry.writer) {
-                        entry.writer = TaskId::INVALID;
-                    }
-                    if !entry.readers.is_empty() {
-                        entry.readers.retain(|reader| !prune(*reader));
-                    }
-                    if entry.is_live() {
-                        items += 1 + entry.readers.len();
-                    }
+            grid.cells.retain(|_, entry| {
+                if entry.writer.is_valid() && prune(entry.writer) {
+                    entry.writer = TaskId::INVALID;
                 }
+                if !entry.readers.is_empty() {
+                    entry.readers.retain(|reader| !prune(*reader));
+                }
+                let live = entry.is_live();
+                if live {
+                    items += 1 + entry.readers.len();
+                }
+                live
             });
         }
         let grids = self.grids.len();
