@@ -144,7 +144,8 @@ mod tensor;
 mod view;
 
 pub use access::{
-    Access, AccessKind, Accesses, Mode, OwnedAccess, OwnedAccesses, Read, ReadWrite, ViewsOf, Write,
+    Access, AccessKind, Accesses, Kept, Mode, OwnedAccess, OwnedAccesses, Read, ReadWrite, ViewsOf,
+    Write,
 };
 pub use element::Element;
 pub use region::{MAX_RANK, Region};

@@ -329,9 +329,10 @@ where
         let given = deps.ids.len();
         let mut hints = Hints::new();
         scope.check_and_look_up(&accesses, &name, &mut guard, &mut deps, &mut hints)?;
-        let task = body
-            .spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
-            .await;
+        // SAFETY: the owned accesses go whole into the task body, which keeps them
+        // together until it drops them.
+        let owned = unsafe { accesses.to_owned() };
+        let task = body.spawn(&tree.rt, owned, name.clone(), &deps.ids).await;
         let id = task.id();
         if let Some(noted) = noted {
             noted.extend_from_slice(&deps.ids);
