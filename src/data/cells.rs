@@ -154,20 +154,26 @@ impl Cells {
     }
 
     /// The position in `pages` of the page `key`, if it exists.
-    #[inline]
+    #[inline(always)]
     fn find(&mut self, key: PageKey) -> Option<usize> {
         if let Some((last, at)) = self.last
             && last == key
         {
             return Some(at as usize);
         }
+        self.find_in_index(key)
+    }
+
+    /// [`Cells::find`] when the page is not the last one used.
+    #[inline(never)]
+    fn find_in_index(&mut self, key: PageKey) -> Option<usize> {
         let at = *self.index.get(&key)?;
         self.last = Some((key, at));
         Some(at as usize)
     }
 
     /// The live entry of `cell`, if any.
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&mut self, cell: Cell) -> Option<&Entry> {
         let at = self.find(cell.page)?;
         let entry = &self.pages[at].entries[cell.offset];
@@ -176,7 +182,7 @@ impl Cells {
 
     /// The entry of `cell`, and whether it was empty (then the caller must make it
     /// live before the next call on this store).
-    #[inline]
+    #[inline(always)]
     pub(super) fn get_or_insert(&mut self, cell: Cell) -> (&mut Entry, bool) {
         let at = match self.find(cell.page) {
             Some(at) => at,
