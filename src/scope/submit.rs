@@ -1,6 +1,7 @@
 //! Submitting a data task: the [`DataSubmit`] builder, checking the declared
-//! accesses, and the submission protocol (lock, look up, submit, record; rules D1-D4
-//! in [`crate::data`]).
+//! accesses, and the submission protocol (lock, check and look up, submit, record;
+//! rules D1-D4 in [`crate::data`]). Lookups change the maps only once every check
+//! has passed, so a rejected submission leaves them as they were.
 
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
