@@ -26,8 +26,10 @@
 //! - Overlap is exact: every region is a union of boxes, and boxes overlap or not.
 //!   Anything the map could not decide would be ordered (fail closed); nothing is
 //!   left undecided today.
-//! - Cleanup: when the entries and readers exceed twice what was left after the last
-//!   cleanup, finished tasks are dropped from them and empty entries removed. A task
+//! - Cleanup: when the entries and readers exceed three times what was left after
+//!   the last cleanup, finished tasks are dropped from them and empty entries
+//!   removed. (What is left is mostly tasks still running, which every cleanup looks
+//!   at again: three rather than two halves those second looks.) A task
 //!   that *failed* stays while its slot is held (by its scope), so later accesses
 //!   deterministically fail with it. The map's size is therefore bounded by the
 //!   tasks in flight or held, not by the tasks ever submitted (and the pages of a
@@ -323,7 +325,7 @@ impl DepMap {
             self.epoch = self.epoch.wrapping_add(1);
         }
         self.items = items;
-        self.cleanup_at = (2 * items).max(MIN_CLEANUP);
+        self.cleanup_at = (3 * items).max(MIN_CLEANUP);
     }
 
     /// Entries plus readers (for tests of the memory bound).
