@@ -126,3 +126,55 @@ fn nothing_is_recorded_until_asked() {
     // The writer finished long ago but is still in the map: the edge is recorded.
     assert_eq!(graph.edges.len(), 1);
 }
+
+#[test]
+fn edges_are_derived_alike_when_a_task_leaves_the_fast_path_midway() {
+    // C's first access is found in one step (one grid, its cell); its second needs
+    // the full lookup (x's map has two grids), which takes the whole task off the
+    // fast path: every edge must still be there, once, with its kind.
+    let rt = Runtime::builder().workers(2).build();
+    let root = Scope::new(&rt, "main");
+    root.record_graph();
+    let x = root.zeros::<u8>("x", [16]);
+    let y = root.zeros::<u8>("y", [4]);
+    let w = root.task(y.write(0..1), |_| ()).submit_blocking();
+    let a = root.task(x.write(0..4), |_| ()).submit_blocking();
+    let b = root.task(x.write(8..16), |_| ()).submit_blocking();
+    let c = root
+        .task((y.read(0..1), x.read(..)), |_| ())
+        .submit_blocking();
+    let d = root
+        .task((y.write(0..1), x.write(2..3)), |_| ())
+        .submit_blocking();
+    let [w, a, b, c, d] = [w, a, b, c, d].map(|task| task.unwrap().id());
+    rt.synchronize_blocking();
+    let graph = root.graph();
+    let (x, y) = (Some(x.id()), Some(y.id()));
+    let edges = |to| {
+        let mut edges: Vec<_> = graph
+            .edges
+            .iter()
+            .filter(|e| e.to == to)
+            .map(|e| (e.from, e.source, e.kind, e.tensor))
+            .collect();
+        edges.sort_by_key(|&(from, _, kind, tensor)| (from, kind, tensor));
+        edges
+    };
+    let data = |from, kind, tensor| (from, EdgeSource::Data, Some(kind), tensor);
+    let mut expected = vec![
+        data(w, DepKind::Raw, y),
+        data(a, DepKind::Raw, x),
+        data(b, DepKind::Raw, x),
+    ];
+    expected.sort_by_key(|&(from, _, kind, tensor)| (from, kind, tensor));
+    assert_eq!(edges(c), expected);
+    // D writes y after C read it (WAR, not WAW on W), and x's 2..3 inside A's
+    // 0..4, which nobody read since A wrote it (WAW), and inside C's read (WAR).
+    let mut expected = vec![
+        data(c, DepKind::War, y),
+        data(c, DepKind::War, x),
+        data(a, DepKind::Waw, x),
+    ];
+    expected.sort_by_key(|&(from, _, kind, tensor)| (from, kind, tensor));
+    assert_eq!(edges(d), expected);
+}

@@ -232,6 +232,63 @@ fn ending_a_scope_does_not_wait_for_its_tasks() {
 }
 
 #[test]
+fn running_tasks_keep_their_tensors_alive_after_the_root_scope_ends() {
+    // A task's owned accesses keep each tensor alive once (through its first access
+    // of it), in every declaration shape: accesses of one tensor together, and a
+    // tensor met again after another.
+    let rt = runtime();
+    let gate = Gate::default();
+    let (sender, results) = std::sync::mpsc::channel();
+    let tasks = {
+        let root = Scope::new(&rt, "root");
+        let a = root.from_vec("a", [8], (0..8u64).collect()).unwrap();
+        let b = root.from_vec("b", [4], vec![10u64, 20, 30, 40]).unwrap();
+        let (g, out) = (gate.clone(), sender.clone());
+        let first = root
+            .task(
+                (a.write(0..2), a.read_write(2..4), b.read(..), a.read(4..8)),
+                move |(mut a01, mut a23, b, a48)| {
+                    assert!(g.wait(LONG));
+                    a01.fill(7);
+                    a23.as_mut_slice().unwrap()[0] += 100;
+                    let b: u64 = b.as_slice().unwrap().iter().sum();
+                    let a48: u64 = a48.as_slice().unwrap().iter().sum();
+                    out.send((b, a48, a01.to_vec(), a23.to_vec())).unwrap();
+                },
+            )
+            .submit_blocking()
+            .unwrap();
+        let (g, out) = (gate.clone(), sender.clone());
+        let second = root
+            .task(
+                (b.write(0..1), a.read(4..5), b.write(1..2)),
+                move |(mut b0, a4, mut b1)| {
+                    assert!(g.wait(LONG));
+                    b0.fill(1);
+                    b1.fill(2);
+                    let a4 = a4.to_vec()[0];
+                    out.send((a4, 0, b0.to_vec(), b1.to_vec())).unwrap();
+                },
+            )
+            .submit_blocking()
+            .unwrap();
+        // The tensors and the scope end here, while both tasks wait.
+        [first, second]
+    };
+    // Reuse the memory a freed tensor would have left.
+    let noise: Vec<Vec<u64>> = (0..64).map(|i| vec![u64::MAX - i; 8]).collect();
+    gate.open();
+    let first = results.recv_timeout(LONG).unwrap();
+    assert_eq!(first, (100, 4 + 5 + 6 + 7, vec![7, 7], vec![102, 3]));
+    let second = results.recv_timeout(LONG).unwrap();
+    assert_eq!(second, (4, 0, vec![1], vec![2]));
+    drop(noise);
+    for task in tasks {
+        task.wait_blocking().unwrap();
+    }
+}
+
+#[test]
 fn scopes_nest_manual_inside_auto_but_not_auto_inside_manual() {
     let rt = runtime();
     let root = Scope::new(&rt, "root");

@@ -7,6 +7,7 @@
 //! them, or `()`. Its body receives the views in the same shape.
 
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::element::Element;
@@ -172,10 +173,73 @@ pub struct AccessInfo<'a> {
 }
 
 /// An access as the task body owns it: the tensor kept alive, the region, the mode.
+///
+/// The first access of each tensor among a task's accesses holds a strong count of
+/// the tensor (`counted`); the task's other accesses of that tensor rely on it,
+/// which is sound because a task's owned accesses are made, kept and dropped
+/// together (the contract of [`Accesses::to_owned`]). One count per tensor and task,
+/// not per access: each count is an atomic increment on the submitter and a
+/// decrement on the worker, on the same cache line.
 pub struct OwnedAccess<T: Element, M: Mode> {
-    tensor: Arc<TensorInner<T>>,
+    /// From `Arc::into_raw` if `counted`, else `Arc::as_ptr`.
+    tensor: NonNull<TensorInner<T>>,
     region: Region,
+    counted: bool,
     mode: PhantomData<M>,
+}
+
+// SAFETY: an `OwnedAccess` shares the tensor as an `Arc<TensorInner<T>>` does (its
+// own count or a sibling's, see above), and `TensorInner<T>` is `Send + Sync`.
+unsafe impl<T: Element, M: Mode> Send for OwnedAccess<T, M> {}
+// SAFETY: as above; `&OwnedAccess` gives shared access to the `TensorInner` only.
+unsafe impl<T: Element, M: Mode> Sync for OwnedAccess<T, M> {}
+
+impl<T: Element, M: Mode> OwnedAccess<T, M> {
+    /// The tensor.
+    #[inline]
+    fn inner(&self) -> &TensorInner<T> {
+        // SAFETY: the tensor's strong count is held by this access or by an earlier
+        // access of the same tensor made with it (`to_owned_in`'s `kept`), and the
+        // contract of `Accesses::to_owned` keeps that one alive while this one is.
+        unsafe { self.tensor.as_ref() }
+    }
+}
+
+impl<T: Element, M: Mode> Drop for OwnedAccess<T, M> {
+    fn drop(&mut self) {
+        if self.counted {
+            // SAFETY: `tensor` came from `Arc::into_raw` (as `counted` says), and this
+            // gives back the count it took, once. The accesses relying on it do not
+            // touch the tensor when dropped.
+            drop(unsafe { Arc::from_raw(self.tensor.as_ptr()) });
+        }
+    }
+}
+
+/// What the accesses made so far keep alive (see [`Accesses::to_owned_in`]): the
+/// tensor of the last one. Tasks usually declare the accesses of a tensor together,
+/// so this finds most repeats with one comparison; a tensor met again after another
+/// is counted again, which is merely one more count.
+#[doc(hidden)]
+pub struct Kept {
+    last: *const (),
+}
+
+impl Default for Kept {
+    fn default() -> Self {
+        Kept {
+            last: std::ptr::null(),
+        }
+    }
+}
+
+impl Kept {
+    /// Whether the access being made must take a count of `tensor` (no access it
+    /// can rely on did); from now on, it has.
+    #[inline]
+    fn first(&mut self, tensor: *const ()) -> bool {
+        std::mem::replace(&mut self.last, tensor) != tensor
+    }
 }
 
 /// What a task declares it accesses: an [`Access`], `()`, a tuple of up to eight
@@ -184,9 +248,25 @@ pub trait Accesses: sealed::Declared + Send + Sync {
     /// The form the task body owns (keeps the tensors alive while it runs).
     type Owned: OwnedAccesses;
     #[doc(hidden)]
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>));
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F);
     #[doc(hidden)]
-    fn to_owned(&self) -> Self::Owned;
+    /// The accesses as the body owns them.
+    ///
+    /// # Safety
+    /// The result must be kept whole: no part of it may outlive the rest (an access
+    /// may rely on an earlier one of the same tensor to keep the tensor alive).
+    unsafe fn to_owned(&self) -> Self::Owned {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.to_owned_in(&mut Kept::default()) }
+    }
+    #[doc(hidden)]
+    /// [`Accesses::to_owned`] for accesses that join those already made with
+    /// `kept`: a tensor in `kept` is kept alive by one of those.
+    ///
+    /// # Safety
+    /// As [`Accesses::to_owned`], counting the accesses made before with `kept` as
+    /// part of the result.
+    unsafe fn to_owned_in(&self, kept: &mut Kept) -> Self::Owned;
 }
 
 /// The accesses a task body owns; [`OwnedAccesses::Views`] is what the body receives.
@@ -218,7 +298,7 @@ impl<T: Element, M: Mode> sealed::Owned for OwnedAccess<T, M> {}
 impl<T: Element, M: Mode> Accesses for Access<'_, T, M> {
     type Owned = OwnedAccess<T, M>;
 
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F) {
         f(AccessInfo {
             meta: &self.tensor.meta,
             region: &self.region,
@@ -227,10 +307,20 @@ impl<T: Element, M: Mode> Accesses for Access<'_, T, M> {
         });
     }
 
-    fn to_owned(&self) -> OwnedAccess<T, M> {
+    unsafe fn to_owned_in(&self, kept: &mut Kept) -> OwnedAccess<T, M> {
+        let counted = kept.first(Arc::as_ptr(self.tensor).cast());
+        let tensor = if counted {
+            Arc::into_raw(Arc::clone(self.tensor))
+        } else {
+            Arc::as_ptr(self.tensor)
+        };
         OwnedAccess {
-            tensor: Arc::clone(self.tensor),
+            tensor: NonNull::from(
+                // SAFETY: both pointers point into the live `Arc` we borrow.
+                unsafe { &*tensor },
+            ),
             region: self.region,
+            counted,
             mode: PhantomData,
         }
     }
@@ -240,21 +330,22 @@ impl<T: Element, M: Mode> OwnedAccesses for OwnedAccess<T, M> {
     type Views<'v> = M::View<'v, T>;
 
     fn for_each_owned<'a>(&'a self, f: &mut dyn FnMut(&'a TensorMeta, &'a Region, AccessKind)) {
-        f(&self.tensor.meta, &self.region, M::KIND);
+        f(&self.inner().meta, &self.region, M::KIND);
     }
 
     #[inline]
     fn any_manual(&self) -> bool {
-        self.tensor.meta.manual
+        self.inner().meta.manual
     }
 
     unsafe fn views<'v>(&'v self) -> M::View<'v, T> {
-        let geometry = Geometry::new(&self.tensor.meta.shape, &self.region);
-        // SAFETY: the buffer is kept alive by our `Arc` for as long as `self` is
-        // borrowed ('v); the region was checked against the shape at submission; the
-        // caller guarantees the exclusivity the mode asks for (rules D1-D4 in
-        // `crate::data`).
-        unsafe { M::view(self.tensor.base(), geometry) }
+        let inner = self.inner();
+        let geometry = Geometry::new(&inner.meta.shape, &self.region);
+        // SAFETY: the buffer is kept alive (by our count or a sibling's, see
+        // `inner`) for as long as `self` is borrowed ('v); the region was checked
+        // against the shape at submission; the caller guarantees the exclusivity the
+        // mode asks for (rules D1-D4 in `crate::data`).
+        unsafe { M::view(inner.base(), geometry) }
     }
 }
 
@@ -263,8 +354,8 @@ impl sealed::Owned for () {}
 
 impl Accesses for () {
     type Owned = ();
-    fn for_each<'a>(&'a self, _: &mut dyn FnMut(AccessInfo<'a>)) {}
-    fn to_owned(&self) {}
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, _: &mut F) {}
+    unsafe fn to_owned_in(&self, _: &mut Kept) {}
 }
 
 impl OwnedAccesses for () {
@@ -282,14 +373,17 @@ impl<O: OwnedAccesses> sealed::Owned for Vec<O> {}
 impl<A: Accesses> Accesses for Vec<A> {
     type Owned = Vec<A::Owned>;
 
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F) {
         for access in self {
             access.for_each(f);
         }
     }
 
-    fn to_owned(&self) -> Vec<A::Owned> {
-        self.iter().map(Accesses::to_owned).collect()
+    unsafe fn to_owned_in(&self, kept: &mut Kept) -> Vec<A::Owned> {
+        // SAFETY: forwarded; the elements are part of the result.
+        self.iter()
+            .map(|access| unsafe { access.to_owned_in(kept) })
+            .collect()
     }
 }
 
@@ -321,14 +415,16 @@ impl<O: OwnedAccesses, const N: usize> sealed::Owned for [O; N] {}
 impl<A: Accesses, const N: usize> Accesses for [A; N] {
     type Owned = [A::Owned; N];
 
-    fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+    fn for_each<'a, F: FnMut(AccessInfo<'a>)>(&'a self, f: &mut F) {
         for access in self {
             access.for_each(f);
         }
     }
 
-    fn to_owned(&self) -> [A::Owned; N] {
-        self.each_ref().map(Accesses::to_owned)
+    unsafe fn to_owned_in(&self, kept: &mut Kept) -> [A::Owned; N] {
+        // SAFETY: forwarded; the elements are part of the result.
+        self.each_ref()
+            .map(|access| unsafe { access.to_owned_in(kept) })
     }
 }
 
@@ -371,15 +467,16 @@ macro_rules! tuple_accesses {
             type Owned = ($($name::Owned,)+);
 
             #[allow(non_snake_case)]
-            fn for_each<'a>(&'a self, f: &mut dyn FnMut(AccessInfo<'a>)) {
+            fn for_each<'a, Visit: FnMut(AccessInfo<'a>)>(&'a self, f: &mut Visit) {
                 let ($($name,)+) = self;
                 $($name.for_each(f);)+
             }
 
             #[allow(non_snake_case)]
-            fn to_owned(&self) -> Self::Owned {
+            unsafe fn to_owned_in(&self, kept: &mut Kept) -> Self::Owned {
                 let ($($name,)+) = self;
-                ($($name.to_owned(),)+)
+                // SAFETY: forwarded; the elements are part of the result.
+                unsafe { ($($name.to_owned_in(kept),)+) }
             }
         }
 

@@ -154,20 +154,26 @@ impl Cells {
     }
 
     /// The position in `pages` of the page `key`, if it exists.
-    #[inline]
+    #[inline(always)]
     fn find(&mut self, key: PageKey) -> Option<usize> {
         if let Some((last, at)) = self.last
             && last == key
         {
             return Some(at as usize);
         }
+        self.find_in_index(key)
+    }
+
+    /// [`Cells::find`] when the page is not the last one used.
+    #[inline(never)]
+    fn find_in_index(&mut self, key: PageKey) -> Option<usize> {
         let at = *self.index.get(&key)?;
         self.last = Some((key, at));
         Some(at as usize)
     }
 
     /// The live entry of `cell`, if any.
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&mut self, cell: Cell) -> Option<&Entry> {
         let at = self.find(cell.page)?;
         let entry = &self.pages[at].entries[cell.offset];
@@ -176,7 +182,7 @@ impl Cells {
 
     /// The entry of `cell`, and whether it was empty (then the caller must make it
     /// live before the next call on this store).
-    #[inline]
+    #[inline(always)]
     pub(super) fn get_or_insert(&mut self, cell: Cell) -> (&mut Entry, bool) {
         let at = match self.find(cell.page) {
             Some(at) => at,
@@ -246,32 +252,6 @@ impl Cells {
                 }
             }
             if page.live == 0 {
-                self.free_page(at);
-            } else {
-                at += 1;
-            }
-        }
-        self.shrink();
-    }
-
-    /// Calls `update` with the entries of every page (empty ones included), which
-    /// may empty some of them; frees the pages left with no live entry.
-    pub(super) fn for_each_page(&mut self, mut update: impl FnMut(&mut [Entry; PAGE])) {
-        let mut at = 0;
-        while at < self.pages.len() {
-            let page = &mut self.pages[at];
-            update(&mut page.entries);
-            let mut live = 0;
-            for entry in page.entries.iter_mut() {
-                if entry.is_live() {
-                    live += 1;
-                } else if entry.readers.spilled() {
-                    entry.clear();
-                }
-            }
-            self.len = self.len - page.live as usize + live as usize;
-            page.live = live;
-            if live == 0 {
                 self.free_page(at);
             } else {
                 at += 1;
@@ -403,17 +383,19 @@ mod tests {
         for i in 0..(4 * PAGE as u32) {
             write(&mut cells, [0, 0, 0, i], task[i as usize / PAGE]);
         }
-        // Empty pages 0 and 2, and half of page 1 (pages are told apart by writer).
+        // Empty pages 0 and 2, and half of page 1 (pages are told apart by writer),
+        // in place, as the map's cleanup does: the entry says whether it is live.
         let mut calls = 0;
-        cells.for_each_page(|entries| {
+        cells.retain(|k, entry| {
             calls += 1;
-            let page = task.iter().position(|&t| t == entries[0].writer).unwrap();
+            let page = task.iter().position(|&t| t == entry.writer).unwrap();
             let upto = [PAGE, PAGE / 2, PAGE, 0][page];
-            for entry in &mut entries[..upto] {
+            if (k[MAX_RANK - 1] as usize) % PAGE < upto {
                 entry.writer = TaskId::INVALID;
             }
+            entry.is_live()
         });
-        assert_eq!(calls, 4);
+        assert_eq!(calls, 4 * PAGE);
         assert_eq!(cells.pages(), 2);
         assert_eq!(cells.len(), PAGE + PAGE / 2);
         let mut live = Vec::new();

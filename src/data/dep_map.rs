@@ -26,8 +26,10 @@
 //! - Overlap is exact: every region is a union of boxes, and boxes overlap or not.
 //!   Anything the map could not decide would be ordered (fail closed); nothing is
 //!   left undecided today.
-//! - Cleanup: when the entries and readers exceed twice what was left after the last
-//!   cleanup, finished tasks are dropped from them and empty entries removed. A task
+//! - Cleanup: when the entries and readers exceed three times what was left after
+//!   the last cleanup, finished tasks are dropped from them and empty entries
+//!   removed. (What is left is mostly tasks still running, which every cleanup looks
+//!   at again: three rather than two halves those second looks.) A task
 //!   that *failed* stays while its slot is held (by its scope), so later accesses
 //!   deterministically fail with it. The map's size is therefore bounded by the
 //!   tasks in flight or held, not by the tasks ever submitted (and the pages of a
@@ -57,6 +59,18 @@ pub(crate) struct DepMap {
     items: usize,
     /// Run a cleanup when `items` exceeds this.
     cleanup_at: usize,
+    /// Changes whenever grids are removed (so a grid's position may change): a
+    /// [`CellHint`] names a cell of the first grid of one epoch.
+    epoch: u32,
+}
+
+/// Where [`DepMap::lookup_cell`] found a query box: a cell of the map's first grid.
+/// [`DepMap::record_cell`] uses it to skip finding the cell again; it is stale once
+/// the map's grids were removed or reordered.
+#[derive(Clone, Copy)]
+pub(crate) struct CellHint {
+    k: [u32; MAX_RANK],
+    epoch: u32,
 }
 
 /// The boxes of one extent and phase: cell `k` (lattice coordinates) spans
@@ -77,6 +91,7 @@ impl Default for DepMap {
             grids: Vec::new(),
             items: 0,
             cleanup_at: MIN_CLEANUP,
+            epoch: 0,
         }
     }
 }
@@ -92,6 +107,15 @@ impl DepSink {
         DepSink {
             ids: SmallVec::new(),
             edges: record_edges.then(Vec::new),
+        }
+    }
+
+    /// Forgets the dependencies after the first `len` (and every recorded edge: the
+    /// edges are of derived dependencies, which come last).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.ids.truncate(len);
+        if let Some(edges) = &mut self.edges {
+            edges.clear();
         }
     }
 
@@ -118,18 +142,38 @@ impl DepMap {
         tensor: u64,
         sink: &mut DepSink,
     ) {
-        // Fast path: one grid, and the query is one of its cells; then that cell is
-        // the only box of the map that can overlap it (and the write covers nothing
-        // else to retire).
-        if let [grid] = &mut self.grids[..]
-            && let Some(cell) = grid.cell_of(query)
-        {
-            if let Some(entry) = grid.cells.get(cell) {
-                depend_on(entry, kind, tensor, sink);
-            }
-            return;
+        if self.lookup_cell(query, kind, tensor, sink).is_none() {
+            self.lookup_in_every_grid(query, kind, tensor, sink);
         }
-        self.lookup_in_every_grid(query, kind, tensor, sink);
+    }
+
+    /// [`DepMap::lookup`] when it changes nothing: the map is empty, or has one grid
+    /// and `query` is one of its cells (then that cell is the only box of the map
+    /// that can overlap it, and a write covers nothing else to retire). Returns
+    /// whether that was the case (if not, it did nothing), and in the second case
+    /// where the cell is, for [`DepMap::record_cell`].
+    #[inline(always)]
+    pub(crate) fn lookup_cell(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        tensor: u64,
+        sink: &mut DepSink,
+    ) -> Option<Option<CellHint>> {
+        match &mut self.grids[..] {
+            [] => Some(None),
+            [grid] => {
+                let k = grid.lattice_of(query)?;
+                if let Some(entry) = grid.cells.get(Cell::at(k)) {
+                    depend_on(entry, kind, tensor, sink);
+                }
+                Some(Some(CellHint {
+                    k,
+                    epoch: self.epoch,
+                }))
+            }
+            _ => None,
+        }
     }
 
     /// [`DepMap::lookup`] off the fast path: every grid's overlapping entries.
@@ -151,6 +195,7 @@ impl DepMap {
         }
         if emptied {
             self.grids.retain(|grid| !grid.cells.is_empty());
+            self.epoch = self.epoch.wrapping_add(1);
         }
     }
 
@@ -164,6 +209,31 @@ impl DepMap {
         } else {
             self.grid_of(query)
         };
+        self.record_at(at, cell, kind, task, rt);
+    }
+
+    /// [`DepMap::record`] for the box `lookup_cell` found at `hint`, if the hint is
+    /// still good (no grid was removed since); returns whether it was.
+    #[inline]
+    pub(crate) fn record_cell(
+        &mut self,
+        hint: CellHint,
+        kind: AccessKind,
+        task: TaskId,
+        rt: &Runtime,
+    ) -> bool {
+        // Grids are only added at the end, or removed (which changes the epoch): so
+        // the first grid is still the one of the hint.
+        if hint.epoch != self.epoch || self.grids.is_empty() {
+            return false;
+        }
+        self.record_at(0, Cell::at(hint.k), kind, task, rt);
+        true
+    }
+
+    /// [`DepMap::record`] for the box at `cell` of grid `at`.
+    #[inline(always)]
+    fn record_at(&mut self, at: usize, cell: Cell, kind: AccessKind, task: TaskId, rt: &Runtime) {
         let (entry, inserted) = self.grids[at].cells.get_or_insert(cell);
         self.items += usize::from(inserted);
         if kind.writes() {
@@ -227,34 +297,35 @@ impl DepMap {
     #[inline(never)]
     fn cleanup(&mut self, rt: &Runtime) {
         let mut items = 0;
-        let mut last = (TaskId::INVALID, None);
+        let mut last = (TaskId::INVALID, false);
         let mut prune = |task: TaskId| {
             if task != last.0 {
-                last = (task, rt.failed(task));
+                last = (task, rt.failed(task) == Some(false));
             }
-            last.1 == Some(false)
+            last.1
         };
         for grid in &mut self.grids {
-            grid.cells.for_each_page(|entries| {
-                for entry in entries.iter_mut() {
-                    if !entry.is_live() {
-                        continue;
-                    }
-                    if entry.writer.is_valid() && prune(entry.writer) {
-                        entry.writer = TaskId::INVALID;
-                    }
-                    if !entry.readers.is_empty() {
-                        entry.readers.retain(|reader| !prune(*reader));
-                    }
-                    if entry.is_live() {
-                        items += 1 + entry.readers.len();
-                    }
+            grid.cells.retain(|_, entry| {
+                if entry.writer.is_valid() && prune(entry.writer) {
+                    entry.writer = TaskId::INVALID;
                 }
+                if !entry.readers.is_empty() {
+                    entry.readers.retain(|reader| !prune(*reader));
+                }
+                let live = entry.is_live();
+                if live {
+                    items += 1 + entry.readers.len();
+                }
+                live
             });
         }
+        let grids = self.grids.len();
         self.grids.retain(|grid| !grid.cells.is_empty());
+        if self.grids.len() != grids {
+            self.epoch = self.epoch.wrapping_add(1);
+        }
         self.items = items;
-        self.cleanup_at = (2 * items).max(MIN_CLEANUP);
+        self.cleanup_at = (3 * items).max(MIN_CLEANUP);
     }
 
     /// Entries plus readers (for tests of the memory bound).
@@ -307,6 +378,12 @@ impl Grid {
     /// phase).
     #[inline(always)]
     fn cell_of(&self, query: &Bounds) -> Option<Cell> {
+        self.lattice_of(query).map(Cell::at)
+    }
+
+    /// The lattice coordinates of `query`, if it is one of this grid's cells.
+    #[inline(always)]
+    fn lattice_of(&self, query: &Bounds) -> Option<[u32; MAX_RANK]> {
         if let Some(shift) = self.shift {
             // Branch-free over the dimensions: a difference in extent, or a start off
             // the lattice, sets a bit of `off`. A start below the phase is off the
@@ -322,7 +399,7 @@ impl Grid {
                 off |= from & (extent - 1);
                 k[d] = from >> shift[d];
             }
-            return (off == 0).then(|| Cell::at(k));
+            return (off == 0).then_some(k);
         }
         let mut k = [0u32; MAX_RANK];
         for (d, k) in k.iter_mut().enumerate() {
@@ -338,7 +415,7 @@ impl Grid {
             }
             *k = quotient(from, extent as u64) as u32;
         }
-        Some(Cell::at(k))
+        Some(k)
     }
 
     /// The box of the cell at lattice coordinates `k` (of a recorded cell, so in
@@ -552,6 +629,53 @@ mod tests {
         found.sort();
         assert_eq!(found, [(w2, DepKind::Raw), (w3, DepKind::Raw)]);
         map.record(&inner, AccessKind::Read, r3, &rt);
+        drop(gate);
+        for task in tasks {
+            task.wait_blocking().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_cell_hint_records_in_its_cell_until_grids_are_removed() {
+        let rt = Runtime::builder().workers(1).build();
+        let (tasks, gate) = open_tasks(&rt, 4);
+        let [t0, t1, t2, t3] = [0, 1, 2, 3].map(|i| tasks[i].id());
+        let shape = Shape::new(&[64]).unwrap();
+        let cell = bounds(&shape, Region::range(8..12));
+        let mut map = DepMap::default();
+        let mut sink = DepSink::new(false);
+        // An empty map: looked up, nothing to hint.
+        assert!(matches!(
+            map.lookup_cell(&cell, AccessKind::Write, 0, &mut sink),
+            Some(None)
+        ));
+        map.record(&cell, AccessKind::Write, t0, &rt);
+        let hint = map
+            .lookup_cell(&cell, AccessKind::Read, 0, &mut sink)
+            .unwrap()
+            .unwrap();
+        assert_eq!(sink.ids.as_slice(), [t0]);
+        // A grid added after the hint leaves it good.
+        map.record(
+            &bounds(&shape, Region::range(32..40)),
+            AccessKind::Write,
+            t1,
+            &rt,
+        );
+        assert!(map.record_cell(hint, AccessKind::Read, t2, &rt));
+        let found = deps(&mut map, &cell, AccessKind::Write);
+        assert_eq!(found, [(t2, DepKind::War)]);
+        // A write of everything retires both grids' entries: the grids go, its own
+        // becomes the first, and the hint is stale.
+        let all = bounds(&shape, Region::all());
+        deps(&mut map, &all, AccessKind::Write);
+        map.record(&all, AccessKind::Write, t3, &rt);
+        assert!(!map.record_cell(hint, AccessKind::Write, t3, &rt));
+        assert_eq!(map.items(), 1);
+        assert_eq!(
+            deps(&mut map, &cell, AccessKind::Read),
+            [(t3, DepKind::Raw)]
+        );
         drop(gate);
         for task in tasks {
             task.wait_blocking().unwrap();

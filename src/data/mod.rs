@@ -144,7 +144,8 @@ mod tensor;
 mod view;
 
 pub use access::{
-    Access, AccessKind, Accesses, Mode, OwnedAccess, OwnedAccesses, Read, ReadWrite, ViewsOf, Write,
+    Access, AccessKind, Accesses, Kept, Mode, OwnedAccess, OwnedAccesses, Read, ReadWrite, ViewsOf,
+    Write,
 };
 pub use element::Element;
 pub use region::{MAX_RANK, Region};
@@ -153,6 +154,6 @@ pub use view::{RowsMut, View, ViewMut};
 
 pub(crate) use access::AccessInfo;
 pub(crate) use checker::{CheckGuard, Checker};
-pub(crate) use dep_map::{DepMap, DepSink};
-pub(crate) use region::{Bounds, RegionProblem, Shape, ShapeProblem};
+pub(crate) use dep_map::{CellHint, DepMap, DepSink};
+pub(crate) use region::{Bounds, OneBox, RegionProblem, Shape, ShapeProblem};
 pub(crate) use tensor::{TensorInner, TensorMeta};

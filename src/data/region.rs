@@ -241,6 +241,84 @@ impl Region {
         shape: &Shape,
         boxes: &mut SmallVec<A>,
     ) -> Result<(), RegionProblem> {
+        match self.resolve_one(shape)? {
+            OneBox::Empty => {}
+            OneBox::One(bounds) => boxes.push(bounds),
+            OneBox::Many => {
+                let Repr::Range { start, end } = self.0 else {
+                    unreachable!("only ranges cover several boxes")
+                };
+                decompose_range(
+                    start.get(),
+                    end.get(),
+                    0,
+                    [0; MAX_RANK],
+                    &shape.padded(),
+                    boxes,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The box this region covers in a tensor of `shape`, when it is one box or none
+    /// (tiles, whole tensors, ranges within a row); [`OneBox::Many`] for a range
+    /// that spans rows (its boxes are found by [`Region::resolve_into`]). Errors as
+    /// [`Region::resolve`].
+    #[inline(always)]
+    pub(crate) fn resolve_one(&self, shape: &Shape) -> Result<OneBox, RegionProblem> {
+        match self.one_box(shape) {
+            Some(bounds) => Ok(OneBox::One(bounds)),
+            None => self.resolve_one_in_full(shape),
+        }
+    }
+
+    /// The box of this region in a tensor of `shape` in the cases a submission meets
+    /// most (a valid, non-empty range of a vector or tile); `None` for every other
+    /// case (then see [`Region::resolve_one`]).
+    #[inline(always)]
+    pub(crate) fn one_box(&self, shape: &Shape) -> Option<Bounds> {
+        match self.0 {
+            Repr::Range { start, end } if shape.rank() == 1 => {
+                let (start, end) = (start.get(), end.get());
+                if start >= end || end > shape.padded()[MAX_RANK - 1] as u64 {
+                    return None;
+                }
+                let mut bounds = Bounds {
+                    start: [0; MAX_RANK],
+                    end: [1; MAX_RANK],
+                };
+                bounds.start[MAX_RANK - 1] = start as u32;
+                bounds.end[MAX_RANK - 1] = end as u32;
+                Some(bounds)
+            }
+            Repr::Tile {
+                rank,
+                offset,
+                extent,
+            } if rank as usize == shape.rank() => {
+                let dims = shape.padded();
+                let mut bounds = Bounds {
+                    start: offset,
+                    end: [0; MAX_RANK],
+                };
+                let mut fits = true;
+                let mut empty = false;
+                for d in 0..MAX_RANK {
+                    let end = offset[d] as u64 + extent[d] as u64;
+                    fits &= end <= dims[d] as u64;
+                    empty |= extent[d] == 0;
+                    bounds.end[d] = end as u32;
+                }
+                (fits && !empty).then_some(bounds)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Region::resolve_one`], every case.
+    #[inline(never)]
+    fn resolve_one_in_full(&self, shape: &Shape) -> Result<OneBox, RegionProblem> {
         match self.0 {
             Repr::Range { start, end } if shape.rank() == 1 => {
                 // A range of a vector: one box, and no arithmetic beyond the check.
@@ -248,47 +326,49 @@ impl Region {
                 if start > end || end > shape.padded()[MAX_RANK - 1] as u64 {
                     return Err(RegionProblem::OutOfBounds);
                 }
-                if start < end {
-                    let mut bounds = Bounds {
-                        start: [0; MAX_RANK],
-                        end: [1; MAX_RANK],
-                    };
-                    bounds.start[MAX_RANK - 1] = start as u32;
-                    bounds.end[MAX_RANK - 1] = end as u32;
-                    boxes.push(bounds);
+                if start == end {
+                    return Ok(OneBox::Empty);
                 }
+                let mut bounds = Bounds {
+                    start: [0; MAX_RANK],
+                    end: [1; MAX_RANK],
+                };
+                bounds.start[MAX_RANK - 1] = start as u32;
+                bounds.end[MAX_RANK - 1] = end as u32;
+                Ok(OneBox::One(bounds))
             }
-            Repr::All if shape.len() > 0 => boxes.push(shape.full()),
-            Repr::All => {}
+            Repr::All if shape.len() > 0 => Ok(OneBox::One(shape.full())),
+            Repr::All => Ok(OneBox::Empty),
             Repr::Range { start, end } => {
                 let (start, end) = (start.get(), end.get());
                 if start > end || end > shape.len() as u64 {
                     return Err(RegionProblem::OutOfBounds);
                 }
-                let dims = shape.padded();
-                let row = dims[MAX_RANK - 1] as u64;
-                if start < end && (shape.rank() == 1 || start / row == (end - 1) / row) {
-                    // Within one row (always so for rank 1): one box, no recursion,
-                    // and divisions only for the dimensions the tensor has.
-                    let strides = shape.strides();
-                    let mut bounds = Bounds {
-                        start: [0; MAX_RANK],
-                        end: [1; MAX_RANK],
-                    };
-                    let mut rest = start;
-                    let outer = MAX_RANK - shape.rank();
-                    for (d, &stride) in strides.iter().enumerate().take(MAX_RANK - 1).skip(outer) {
-                        let at = rest / stride as u64;
-                        rest -= at * stride as u64;
-                        bounds.start[d] = at as u32;
-                        bounds.end[d] = at as u32 + 1;
-                    }
-                    bounds.start[MAX_RANK - 1] = rest as u32;
-                    bounds.end[MAX_RANK - 1] = (rest + (end - start)) as u32;
-                    boxes.push(bounds);
-                } else {
-                    decompose_range(start, end, 0, [0; MAX_RANK], &dims, boxes);
+                if start == end {
+                    return Ok(OneBox::Empty);
                 }
+                let row = shape.padded()[MAX_RANK - 1] as u64;
+                if start / row != (end - 1) / row {
+                    return Ok(OneBox::Many);
+                }
+                // Within one row: one box, and divisions only for the dimensions the
+                // tensor has.
+                let strides = shape.strides();
+                let mut bounds = Bounds {
+                    start: [0; MAX_RANK],
+                    end: [1; MAX_RANK],
+                };
+                let mut rest = start;
+                let outer = MAX_RANK - shape.rank();
+                for (d, &stride) in strides.iter().enumerate().take(MAX_RANK - 1).skip(outer) {
+                    let at = rest / stride as u64;
+                    rest -= at * stride as u64;
+                    bounds.start[d] = at as u32;
+                    bounds.end[d] = at as u32 + 1;
+                }
+                bounds.start[MAX_RANK - 1] = rest as u32;
+                bounds.end[MAX_RANK - 1] = (rest + (end - start)) as u32;
+                Ok(OneBox::One(bounds))
             }
             Repr::Tile {
                 rank,
@@ -310,13 +390,13 @@ impl Region {
                     }
                     bounds.end[d] = end as u32;
                 }
-                if !bounds.is_empty() {
-                    boxes.push(bounds);
+                if bounds.is_empty() {
+                    return Ok(OneBox::Empty);
                 }
+                Ok(OneBox::One(bounds))
             }
-            Repr::Unrepresentable { .. } => return Err(RegionProblem::RankMismatch),
+            Repr::Unrepresentable { .. } => Err(RegionProblem::RankMismatch),
         }
-        Ok(())
     }
 
     /// Where a view of this (valid) region lies in a tensor of `shape`.
@@ -354,6 +434,17 @@ impl SplitU64 {
     fn get(self) -> u64 {
         self.0[0] as u64 | (self.0[1] as u64) << 32
     }
+}
+
+/// The boxes of a region, when there is at most one (see [`Region::resolve_one`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OneBox {
+    /// The region has no element.
+    Empty,
+    /// The region is this box.
+    One(Bounds),
+    /// The region is a range spanning several rows: see [`Region::resolve_into`].
+    Many,
 }
 
 /// Where a region's elements lie: one contiguous run, or a box.
@@ -514,6 +605,87 @@ mod tests {
                     assert_eq!(elements(&boxes, &s), (start..end).collect::<Vec<_>>());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn one_box_is_the_region_and_errors_as_resolve() {
+        for dims in [&[7usize][..], &[3, 5], &[2, 3, 4], &[2, 2, 3, 3]] {
+            let s = shape(dims);
+            let n = s.len();
+            let strides = s.strides();
+            // (region, its elements, or None if it does not fit)
+            let mut cases = vec![(Region::all(), Some((0..n).collect::<Vec<_>>()))];
+            for start in 0..=n + 1 {
+                for end in start..=n + 2 {
+                    let fits = end <= n;
+                    cases.push((
+                        Region::range(start..end),
+                        fits.then(|| (start..end).collect()),
+                    ));
+                }
+            }
+            // Tiles of the tensor's rank: every offset and extent up to one past each
+            // dimension (a padded tile's dimensions are those of the tensor).
+            let padded = s.padded().map(|d| d as usize);
+            let outer = MAX_RANK - s.rank();
+            let range = |d: usize| 0..=padded[d] + 1;
+            for o in range(outer).flat_map(|a| range(MAX_RANK - 1).map(move |b| (a, b))) {
+                for e in range(outer).flat_map(|a| range(MAX_RANK - 1).map(move |b| (a, b))) {
+                    let mut offset = [0usize; MAX_RANK];
+                    let mut extent = padded;
+                    (offset[outer], offset[MAX_RANK - 1]) = o;
+                    (extent[outer], extent[MAX_RANK - 1]) = e;
+                    let fits = (0..MAX_RANK).all(|d| offset[d] + extent[d] <= padded[d]);
+                    let mut elements = Vec::new();
+                    for i0 in offset[0]..offset[0] + extent[0] {
+                        for i1 in offset[1]..offset[1] + extent[1] {
+                            for i2 in offset[2]..offset[2] + extent[2] {
+                                for i3 in offset[3]..offset[3] + extent[3] {
+                                    let at = [i0, i1, i2, i3];
+                                    elements.push((0..MAX_RANK).map(|d| at[d] * strides[d]).sum());
+                                }
+                            }
+                        }
+                    }
+                    elements.sort_unstable();
+                    let tile = match s.rank() {
+                        1 => Region::tile([offset[3]], [extent[3]]),
+                        2 => Region::tile([offset[2], offset[3]], [extent[2], extent[3]]),
+                        3 => Region::tile(
+                            [offset[1], offset[2], offset[3]],
+                            [extent[1], extent[2], extent[3]],
+                        ),
+                        _ => Region::tile(offset, extent),
+                    };
+                    cases.push((tile, fits.then_some(elements)));
+                }
+            }
+            for (region, expected) in cases {
+                let one = region.resolve_one(&s);
+                match (one, expected) {
+                    (Err(problem), None) => assert_eq!(problem, RegionProblem::OutOfBounds),
+                    (Ok(OneBox::Empty), Some(expected)) => assert!(expected.is_empty(), "{region}"),
+                    (Ok(OneBox::One(b)), Some(expected)) => {
+                        assert_eq!(elements(&Boxes::from_buf([b]), &s), expected, "{region}")
+                    }
+                    (Ok(OneBox::Many), Some(expected)) => {
+                        assert!(matches!(region.0, Repr::Range { .. }), "{region}");
+                        assert_eq!(elements(&region.resolve(&s).unwrap(), &s), expected);
+                    }
+                    (one, expected) => panic!("{dims:?} {region}: {one:?}, expected {expected:?}"),
+                }
+            }
+            assert_eq!(
+                Region::tile([0; 5], [1; 5]).resolve_one(&s),
+                Err(RegionProblem::RankMismatch)
+            );
+            let wrong_rank = if s.rank() == 1 {
+                Region::tile([0, 0], [1, 1])
+            } else {
+                Region::tile([0], [1])
+            };
+            assert_eq!(wrong_rank.resolve_one(&s), Err(RegionProblem::RankMismatch));
         }
     }
 

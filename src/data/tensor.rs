@@ -62,7 +62,8 @@ pub struct TensorMeta {
 /// A tensor's buffer and metadata, shared by its handle and the tasks that access it.
 ///
 /// Aligned to a cache line so that the `Arc`'s reference counts, which the submitter
-/// increments and workers decrement once per access, have a line of their own.
+/// increments and workers decrement once per task that accesses the tensor, have a
+/// line of their own.
 #[repr(align(64))]
 pub(crate) struct TensorInner<T> {
     pub(crate) meta: TensorMeta,

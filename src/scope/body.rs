@@ -91,8 +91,9 @@ where
 }
 
 /// [`TaskBody::spawn_now`] of a closure body: `make_run(owned accesses, body)` makes
-/// the task's closure in its slot; `rebuild(body)` gives the body back when the
-/// window is full.
+/// the task's closure in its slot, and must keep the owned accesses whole (see
+/// [`Accesses::to_owned`]); `rebuild(body)` gives the body back when the window is
+/// full.
 fn spawn_closure_now<A, B, R, T, Body>(
     rt: &Runtime,
     accesses: &A,
@@ -110,7 +111,9 @@ where
     let mut body = Some(body);
     let made = rt.try_submit_now(deps, name, || {
         let body = body.take().expect("made once");
-        make_run(accesses.to_owned(), body)
+        // SAFETY: `make_run` (`run_sync` and the like) moves the owned accesses whole
+        // into the task's closure, which keeps them together until it drops them.
+        make_run(unsafe { accesses.to_owned() }, body)
     });
     match made {
         Some(task) => Ok(task),

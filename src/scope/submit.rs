@@ -1,6 +1,7 @@
 //! Submitting a data task: the [`DataSubmit`] builder, checking the declared
-//! accesses, and the submission protocol (lock, look up, submit, record; rules D1-D4
-//! in [`crate::data`]).
+//! accesses, and the submission protocol (lock, check and look up, submit, record;
+//! rules D1-D4 in [`crate::data`]). Lookups change the maps only once every check
+//! has passed, so a rejected submission leaves them as they were.
 
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
@@ -15,8 +16,10 @@ use super::ScopeKind;
 use super::body::{
     AsyncBody, AsyncViewsFn, BoxError, DataflowBody, SyncBody, TaskBody, TryAsyncBody, TrySyncBody,
 };
+use super::tree::TreeGuard;
 use crate::data::{
-    AccessInfo, Accesses, Bounds, DepSink, MAX_RANK, RegionProblem, TensorMeta, ViewsOf,
+    AccessInfo, Accesses, Bounds, CellHint, DepSink, MAX_RANK, OneBox, RegionProblem, TensorMeta,
+    ViewsOf,
 };
 use crate::error::DataError;
 use crate::graph::{EdgeSource, GraphEdge, GraphTask};
@@ -213,11 +216,8 @@ impl<'p> Scope<'p> {
     }
 }
 
-/// The declared accesses of one task, checked.
-///
-/// It lives in the submission future across its awaits, and a future is moved (in
-/// full) when it is awaited: the inline room is a trade between that move and an
-/// allocation for tasks with more accesses.
+/// The declared accesses of one task, checked (off the fast path, see
+/// [`Scope::check_and_look_up`]).
 #[derive(Default)]
 struct Plan<'a> {
     accesses: SmallVec<[Planned<'a>; PLANNED_INLINE]>,
@@ -318,11 +318,8 @@ where
             after,
         } = self;
         let tree = &*scope.tree;
-        let mut plan = Plan::default();
-        scope.plan(&accesses, &name, &mut plan)?;
         // D1: from here to the end, this submission is the only one of the tree.
         let mut guard = tree.lock().await;
-        scope.check_room()?;
         let recording = tree.recorder.is_on();
         // The dependencies: explicit ones, typed inputs, then the derived ones.
         let mut deps = DepSink::new(recording);
@@ -331,18 +328,16 @@ where
         }
         body.for_each_input(&mut |id| deps.ids.push(id));
         let given = deps.ids.len();
-        for access in plan.accesses.iter().filter(|a| a.tracked) {
-            let map = access.info.meta.map.get(&mut guard);
-            for bounds in plan.boxes(access) {
-                map.lookup(bounds, access.info.kind, access.info.meta.id, &mut deps);
-            }
-        }
+        let mut hints = Hints::new();
+        scope.check_and_look_up(&accesses, &name, &mut guard, &mut deps, &mut hints)?;
         // Made in its slot when the window has room (no copy of a large body).
         let task = match body.spawn_now(&tree.rt, &accesses, &name, &deps.ids) {
             Ok(task) => task,
             Err(body) => {
-                body.spawn(&tree.rt, accesses.to_owned(), name.clone(), &deps.ids)
-                    .await
+                // SAFETY: the owned accesses go whole into the task body, which keeps
+                // them together until it drops them.
+                let owned = unsafe { accesses.to_owned() };
+                body.spawn(&tree.rt, owned, name.clone(), &deps.ids).await
             }
         };
         let id = task.id();
@@ -354,12 +349,7 @@ where
             return Ok(task);
         }
         // D2: record the accesses before any later submission can look them up.
-        for access in plan.accesses.iter().filter(|a| a.tracked) {
-            let map = access.info.meta.map.get(&mut guard);
-            for bounds in plan.boxes(access) {
-                map.record(bounds, access.info.kind, id, &tree.rt);
-            }
-        }
+        scope.record(&accesses, &hints, id, &mut guard);
         scope.hold(&mut guard, &task);
         if recording {
             let explicit = after.len();
@@ -435,6 +425,173 @@ where
     /// does not box).
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.submit())
+    }
+}
+
+/// The tensors the fast path of [`Scope::check_and_look_up`] has met in a task, each
+/// with the last element, in row-major order, of every box of it declared so far
+/// (as a [`row_major`] key; see [`Planned::last`]).
+type Seen<'a> = SmallVec<[(&'a TensorMeta, u128); 4]>;
+
+/// Where the fast path of [`Scope::check_and_look_up`] found each access in its
+/// map (in declaration order; `None` for an access it did not look up), so that
+/// [`Scope::record`] need not find the cells again. Empty off the fast path.
+type Hints = SmallVec<[Option<CellHint>; PLANNED_INLINE]>;
+
+impl<'p> Scope<'p> {
+    /// Checks the declared accesses of one task (see [`DataSubmit`]) and the scope's
+    /// room, and adds to `deps` the tasks the accesses must follow (rules D2, D3).
+    /// Nothing changes in the maps unless every check passed.
+    ///
+    /// The fast path takes each access in one step, checked, then looked up: it
+    /// applies while every region is one box (or none) and every lookup changes
+    /// nothing ([`DepMap::lookup_cell`](crate::data::DepMap::lookup_cell)), so a
+    /// rejection found later leaves the maps as they were. Otherwise what it found
+    /// is dropped and the general path plans every access, checks, then looks up.
+    fn check_and_look_up<A: Accesses>(
+        &self,
+        accesses: &A,
+        task: &Option<Cow<'static, str>>,
+        guard: &mut TreeGuard<'_>,
+        deps: &mut DepSink,
+        hints: &mut Hints,
+    ) -> Result<(), DataError> {
+        let given = deps.ids.len();
+        if self.check_and_look_up_cells(accesses, task, guard, deps, hints)? {
+            return self.check_room();
+        }
+        deps.truncate(given);
+        hints.clear();
+        let mut plan = Plan::default();
+        self.plan(accesses, task, &mut plan)?;
+        self.check_room()?;
+        for access in plan.accesses.iter().filter(|a| a.tracked) {
+            let map = access.info.meta.map.get(guard);
+            for bounds in plan.boxes(access) {
+                map.lookup(bounds, access.info.kind, access.info.meta.id, deps);
+            }
+        }
+        Ok(())
+    }
+
+    /// The fast path of [`Scope::check_and_look_up`], without the room check:
+    /// `Ok(false)` if it does not apply (then `deps` may hold some of the derived
+    /// dependencies, and nothing else changed). Each access gets the checks of
+    /// [`Scope::check_access`], in the same order and with the same errors, then its
+    /// lookup.
+    #[inline]
+    fn check_and_look_up_cells<A: Accesses>(
+        &self,
+        accesses: &A,
+        task: &Option<Cow<'static, str>>,
+        guard: &mut TreeGuard<'_>,
+        deps: &mut DepSink,
+        hints: &mut Hints,
+    ) -> Result<bool, DataError> {
+        let manual_scope = self.kind == ScopeKind::Manual;
+        let mut seen = Seen::new();
+        let mut index = 0;
+        let mut outcome = Ok(true);
+        accesses.for_each(&mut |info| {
+            let at = index;
+            index += 1;
+            if !matches!(outcome, Ok(true)) {
+                return;
+            }
+            let meta = info.meta;
+            if meta.tree != self.tree.id || (manual_scope && !meta.manual && !info.no_dep) {
+                outcome = Err(self.misplaced(info, task));
+                return;
+            }
+            let bounds = match info.region.one_box(&meta.shape) {
+                Some(bounds) => bounds,
+                None => match info.region.resolve_one(&meta.shape) {
+                    Ok(OneBox::One(bounds)) => bounds,
+                    // No element: it overlaps nothing, and the map has nothing to say.
+                    Ok(OneBox::Empty) => {
+                        hints.push(None);
+                        return;
+                    }
+                    Ok(OneBox::Many) => {
+                        outcome = Ok(false);
+                        return;
+                    }
+                    Err(problem) => {
+                        outcome = Err(region_error(info, task, problem));
+                        return;
+                    }
+                },
+            };
+            // D3, as in `check_access`: only an access that does not start after
+            // every earlier one of its tensor ends is compared with them.
+            let last = row_major(bounds.end.map(|e| e - 1));
+            match seen.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
+                None => seen.push((meta, last)),
+                Some((_, earlier)) => {
+                    if *earlier >= row_major(bounds.start)
+                        && let Err(error) = check_box_overlaps(info, task, &bounds, accesses, at)
+                    {
+                        outcome = Err(error);
+                        return;
+                    }
+                    *earlier = last.max(*earlier);
+                }
+            }
+            let tracked = !manual_scope && !meta.manual && !info.no_dep;
+            if !tracked {
+                hints.push(None);
+                return;
+            }
+            match meta
+                .map
+                .get(guard)
+                .lookup_cell(&bounds, info.kind, meta.id, deps)
+            {
+                Some(hint) => hints.push(hint),
+                None => outcome = Ok(false),
+            }
+        });
+        outcome
+    }
+
+    /// Records the accesses of task `id` in their tensors' maps (rule D2). The
+    /// accesses were checked by [`Scope::check_and_look_up`], which left `hints`.
+    fn record<A: Accesses>(
+        &self,
+        accesses: &A,
+        hints: &Hints,
+        id: TaskId,
+        guard: &mut TreeGuard<'_>,
+    ) {
+        let manual_scope = self.kind == ScopeKind::Manual;
+        let rt = &self.tree.rt;
+        let mut hints = hints.iter();
+        accesses.for_each(&mut |info| {
+            let hint = hints.next().copied().flatten();
+            let meta = info.meta;
+            if manual_scope || meta.manual || info.no_dep {
+                return;
+            }
+            let map = meta.map.get(guard);
+            if let Some(hint) = hint
+                && map.record_cell(hint, info.kind, id, rt)
+            {
+                return;
+            }
+            match info.region.resolve_one(&meta.shape) {
+                Ok(OneBox::One(bounds)) => map.record(&bounds, info.kind, id, rt),
+                Ok(OneBox::Empty) => {}
+                Ok(OneBox::Many) => {
+                    let mut boxes = SmallVec::<[Bounds; 2 * MAX_RANK]>::new();
+                    let resolved = info.region.resolve_into(&meta.shape, &mut boxes);
+                    debug_assert!(resolved.is_ok());
+                    for bounds in &boxes {
+                        map.record(bounds, info.kind, id, rt);
+                    }
+                }
+                Err(_) => unreachable!("taskweave: regions are checked at submission"),
+            }
+        });
     }
 }
 
@@ -574,38 +731,77 @@ fn check_overlaps(
     plan: &Plan<'_>,
     from: usize,
 ) -> Result<(), DataError> {
-    let meta = info.meta;
     let mine = &plan.boxes[from..];
     for other in plan
         .accesses
         .iter()
-        .filter(|p| std::ptr::eq(p.info.meta, meta))
+        .filter(|p| std::ptr::eq(p.info.meta, info.meta))
     {
         let theirs = plan.boxes(other);
-        if !mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
-            continue;
+        if mine.iter().any(|a| theirs.iter().any(|b| a.overlaps(b))) {
+            check_pair(info, other.info, task)?;
         }
-        // Overlapping (so neither is empty): the same region twice, or a write
-        // that would alias another view of this task.
-        if other.info.region == info.region {
-            return Err(DataError::DuplicateAccess {
-                task: task.clone(),
-                tensor: meta.name.clone(),
-                region: *info.region,
-                first: other.info.kind,
-                second: info.kind,
-            });
+    }
+    Ok(())
+}
+
+/// [`check_overlaps`] for the access `info` of one box, the `at`-th of `accesses`,
+/// whose earlier accesses are each one box or none (the fast path's).
+#[inline(never)]
+fn check_box_overlaps<A: Accesses>(
+    info: AccessInfo<'_>,
+    task: &Option<Cow<'static, str>>,
+    bounds: &Bounds,
+    accesses: &A,
+    at: usize,
+) -> Result<(), DataError> {
+    let mut index = 0;
+    let mut outcome = Ok(());
+    accesses.for_each(&mut |other| {
+        let earlier = index < at;
+        index += 1;
+        if !earlier || outcome.is_err() || !std::ptr::eq(other.meta, info.meta) {
+            return;
         }
-        if info.kind.writes() || other.info.kind.writes() {
-            return Err(DataError::OverlappingAccesses {
-                task: task.clone(),
-                tensor: meta.name.clone(),
-                first: *other.info.region,
-                first_kind: other.info.kind,
-                second: *info.region,
-                second_kind: info.kind,
-            });
+        let theirs = other.region.resolve_one(&other.meta.shape);
+        debug_assert!(matches!(theirs, Ok(OneBox::One(_) | OneBox::Empty)));
+        if let Ok(OneBox::One(theirs)) = theirs
+            && bounds.overlaps(&theirs)
+            && let Err(error) = check_pair(info, other, task)
+        {
+            outcome = Err(error);
         }
+    });
+    outcome
+}
+
+/// D3 for two overlapping accesses of a task (so neither is empty), `other` declared
+/// first: the same region twice, or a write that would alias another view of the
+/// task, is an error.
+#[inline]
+fn check_pair(
+    info: AccessInfo<'_>,
+    other: AccessInfo<'_>,
+    task: &Option<Cow<'static, str>>,
+) -> Result<(), DataError> {
+    if other.region == info.region {
+        return Err(DataError::DuplicateAccess {
+            task: task.clone(),
+            tensor: info.meta.name.clone(),
+            region: *info.region,
+            first: other.kind,
+            second: info.kind,
+        });
+    }
+    if info.kind.writes() || other.kind.writes() {
+        return Err(DataError::OverlappingAccesses {
+            task: task.clone(),
+            tensor: info.meta.name.clone(),
+            first: *other.region,
+            first_kind: other.kind,
+            second: *info.region,
+            second_kind: info.kind,
+        });
     }
     Ok(())
 }
