@@ -23,6 +23,9 @@ pub(crate) struct Window {
     freed_while_waiting: AtomicUsize,
     /// How many freed slots wake waiting submitters (see `push`).
     wake_batch: usize,
+    /// How many slots a worker reclaims before it returns them together (see
+    /// [`Window::push_chain`]).
+    free_batch: usize,
 }
 
 impl Window {
@@ -40,6 +43,9 @@ impl Window {
             waiter_count: AtomicUsize::new(0),
             freed_while_waiting: AtomicUsize::new(0),
             wake_batch: (len / 8).clamp(1, 64),
+            // A small part of the window: the workers' unreturned slots never keep a
+            // submitter waiting long (and they return them when they see one wait).
+            free_batch: (len / 64).clamp(1, 32),
         }
     }
 
@@ -73,24 +79,42 @@ impl Window {
 
     /// Starts the slot's next generation and returns it to the free list (the last
     /// step of reclaiming, rule R6).
+    #[cfg_attr(not(taskweave_loom), allow(dead_code))]
     pub(crate) fn recycle(&self, index: u32, on_worker: bool) {
         self.slots[index as usize].next_generation();
-        self.push(index, on_worker);
+        self.push_chain(&[index], on_worker);
     }
 
     /// Returns a slot that was popped but never used (its generation unchanged).
     pub(crate) fn give_back(&self, index: u32) {
-        self.push(index, false);
+        self.push_chain(&[index], false);
     }
 
-    /// Returns a free slot to the list and wakes waiting submitters.
-    fn push(&self, index: u32, batched: bool) {
+    /// Slots a worker keeps before returning them with [`Window::push_chain`].
+    pub(crate) fn free_batch(&self) -> usize {
+        self.free_batch
+    }
+
+    /// Returns free slots to the list, `chain[0]` on top, with one successful CAS
+    /// (the head's line is the one every submission CASes: a worker that reclaims
+    /// slots one by one would take it away once per task), and wakes waiting
+    /// submitters. The caller owns the slots (R6: their next generation started).
+    pub(crate) fn push_chain(&self, chain: &[u32], batched: bool) {
+        let (Some(&first), Some(&last)) = (chain.first(), chain.last()) else {
+            return;
+        };
+        // The links inside the chain; only this thread sees them until the CAS.
+        for pair in chain.windows(2) {
+            self.slots[pair[0] as usize]
+                .next_free
+                .store(pair[1], Ordering::Relaxed);
+        }
         let mut head = self.free_head.load(Ordering::Relaxed);
         loop {
-            self.slots[index as usize]
+            self.slots[last as usize]
                 .next_free
                 .store(head as u32, Ordering::Relaxed);
-            let new = ((head >> 32).wrapping_add(1) << 32) | index as u64;
+            let new = ((head >> 32).wrapping_add(1) << 32) | first as u64;
             // SeqCst: pairs with `register_waiter` (push then look vs register then look).
             match self.free_head.compare_exchange_weak(
                 head,
@@ -107,7 +131,10 @@ impl Window {
             // submitter that keeps the window full is not woken (a syscall) per task.
             // Nothing is left waiting: a worker wakes them before it goes to sleep, and
             // a release off the workers wakes them at once.
-            let freed = self.freed_while_waiting.fetch_add(1, Ordering::Relaxed) + 1;
+            let freed = self
+                .freed_while_waiting
+                .fetch_add(chain.len(), Ordering::Relaxed)
+                + chain.len();
             if !batched || freed >= self.wake_batch {
                 self.wake_waiters();
             }

@@ -2,7 +2,7 @@
 //! its own queue, then the injector and other workers' queues, and sleeps by the
 //! protocol in [`crate::sleep`] when all are empty.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::time::Instant;
 
@@ -22,6 +22,9 @@ struct Context {
     /// Strong counts of `shared` this worker holds ahead for token books (see
     /// [`take_runtime_count`]); given back when the worker exits.
     token_credits: Cell<u32>,
+    /// Slots this worker reclaimed and has not returned to the window yet (see
+    /// [`stash_free_slot`]).
+    freed: RefCell<Vec<u32>>,
 }
 
 /// Strong counts of the runtime a worker takes at once for the token books of the
@@ -67,6 +70,47 @@ fn shared_of(ctx: &Context) -> &Shared {
     // SAFETY: `ctx.shared` came from `Arc::as_ptr` of the `Arc` this worker holds for
     // its whole life (`run_worker`), which outlives `ctx`.
     unsafe { &*ctx.shared }
+}
+
+/// Keeps slot `index`, just reclaimed on this worker, to return it to the window's
+/// free list together with others ([`Window::push_chain`](crate::window::Window::push_chain)):
+/// one CAS on the list's head per batch instead of one per task, on the line every
+/// submission CASes. Returns them when [`Window::free_batch`](crate::window::Window::free_batch)
+/// are kept, when a submitter waits for a slot, and when the worker finds no work
+/// or stops, so kept slots never keep anyone waiting. `false` off `shared`'s
+/// workers: the caller returns the slot itself.
+pub(crate) fn stash_free_slot(shared: &Shared, index: u32) -> bool {
+    CURRENT.with(|current| {
+        // SAFETY: as in `push_local`.
+        match unsafe { current.get().as_ref() } {
+            Some(ctx) if std::ptr::eq(ctx.shared, shared) => {
+                let full = {
+                    let mut freed = ctx.freed.borrow_mut();
+                    freed.push(index);
+                    freed.len() >= shared.window.free_batch()
+                };
+                if full || shared.window.has_waiters() {
+                    return_freed(shared, ctx);
+                }
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Returns the slots this worker kept ([`stash_free_slot`]) to the window.
+fn return_freed(shared: &Shared, ctx: &Context) {
+    // Out of the cell while the window wakes waiting submitters: a waker's code
+    // could reclaim a slot on this thread and keep it anew.
+    let chain = std::mem::take(&mut *ctx.freed.borrow_mut());
+    shared.window.push_chain(&chain, true);
+    let mut freed = ctx.freed.borrow_mut();
+    if freed.is_empty() {
+        let mut chain = chain;
+        chain.clear();
+        *freed = chain;
+    }
 }
 
 /// Moves one strong count of the current worker's runtime to the caller (a token
@@ -204,10 +248,12 @@ fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<u32>) {
         local,
         current_task: Cell::new(u32::MAX),
         token_credits: Cell::new(0),
+        freed: RefCell::new(Vec::with_capacity(shared.window.free_batch())),
     };
     CURRENT.with(|current| current.set(&ctx));
     work_loop(&shared, &ctx);
     CURRENT.with(|current| current.set(std::ptr::null()));
+    return_freed(&shared, &ctx);
     for _ in 0..ctx.token_credits.get() {
         // SAFETY: each credit is a strong count this worker took on `shared` and did not
         // hand out; `shared` itself keeps the allocation alive across these decrements.
@@ -293,6 +339,10 @@ fn work_loop(shared: &Shared, ctx: &Context) {
             return;
         }
         idle_rounds += 1;
+        if idle_rounds == 1 {
+            // Nothing to run: the slots kept for a batch go back now.
+            return_freed(shared, ctx);
+        }
         // Short gaps between tasks count as busy: reading the clock on every
         // busy/idle flip costs more than the gap itself in a tight chain.
         if busy && idle_rounds == IDLE_AFTER {
