@@ -28,7 +28,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) const INLINE_BYTES: usize = 64;
 
 /// Largest stage kept in a slot's spill block; larger ones get a `Box` each.
-pub(crate) const SPILL_MAX_BYTES: usize = 512;
+pub(crate) const SPILL_MAX_BYTES: usize = 1024;
 /// Alignment of spill blocks (a cache line); stages aligned more get a `Box`.
 const SPILL_ALIGN: usize = 64;
 
