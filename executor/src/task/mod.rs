@@ -33,10 +33,12 @@
 //!
 //! Each `// SAFETY:` comment cites the rule it relies on.
 //!
-//! - **R1 (free).** A slot with holder count 0 belongs to the free list. Only its atomics
-//!   are read by others (stale ids look at `refs` and `fanout` and see a generation that
-//!   is not theirs). Popping the slot from the free list gives the popper exclusive
-//!   access to every non-atomic field (`meta`, `storage`, the edge nodes).
+//! - **R1 (free).** A slot with holder count 0 belongs to the free list (or, for a
+//!   while, to the worker that reclaimed it, which returns its slots in batches). Only
+//!   its atomics are read by others (stale ids look at `refs` and `fanout` and see a
+//!   generation that is not theirs). Popping the slot from the free list gives the
+//!   popper exclusive access to every non-atomic field (`meta`, `storage`, the edge
+//!   nodes).
 //! - **R2 (submit).** The submitter writes `meta`, `storage`, `fan_in`, `run_state`
 //!   before it publishes the task. It publishes (a) the holder count with a `Release`
 //!   store, (b) each edge node by the `Release` CAS that links it into a producer's
@@ -54,7 +56,8 @@
 //!   output is moved out only by the task's one `Task<T>` handle.
 //! - **R6 (reclaim).** The thread whose release takes the holder count to zero has
 //!   exclusive access to every field: it drops the stage, bumps the generation (in
-//!   `refs`, then in `fanout`) and pushes the slot to the free list.
+//!   `refs`, then in `fanout`) and pushes the slot to the free list (a worker keeps it
+//!   to push it with others, `worker::stash_free_slot`).
 //! - **R7 (cancel).** When the runtime stops, after every worker has exited, the last
 //!   one acts as the running worker (R4) of every task that has not closed.
 //! - **R8 (edges).** Edge node `(c, j)` belongs to consumer `c`. Its submitter writes it
