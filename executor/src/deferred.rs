@@ -236,6 +236,7 @@ impl TokenBook {
     ///
     /// # Safety
     /// The caller reclaims the slot (R6).
+    #[inline]
     pub(crate) unsafe fn reset(&self) -> bool {
         // SAFETY: R6: exclusive access.
         unsafe { self.book().is_some_and(|book| book.reset()) }
@@ -336,6 +337,7 @@ impl Book {
     ///
     /// # Safety
     /// The caller reclaims the slot (R6).
+    #[inline]
     unsafe fn reset(&self) -> bool {
         // SAFETY: R6: exclusive access.
         unsafe {

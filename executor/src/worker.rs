@@ -79,6 +79,7 @@ fn shared_of(ctx: &Context) -> &Shared {
 /// are kept, when a submitter waits for a slot, and when the worker finds no work
 /// or stops, so kept slots never keep anyone waiting. `false` off `shared`'s
 /// workers: the caller returns the slot itself.
+#[inline]
 pub(crate) fn stash_free_slot(shared: &Shared, index: u32) -> bool {
     CURRENT.with(|current| {
         // SAFETY: as in `push_local`.
@@ -100,6 +101,7 @@ pub(crate) fn stash_free_slot(shared: &Shared, index: u32) -> bool {
 }
 
 /// Returns the slots this worker kept ([`stash_free_slot`]) to the window.
+#[inline(never)]
 fn return_freed(shared: &Shared, ctx: &Context) {
     // Out of the cell while the window wakes waiting submitters: a waker's code
     // could reclaim a slot on this thread and keep it anew.
