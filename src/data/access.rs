@@ -172,6 +172,15 @@ pub struct AccessInfo<'a> {
     pub(crate) no_dep: bool,
 }
 
+impl AccessInfo<'_> {
+    /// Whether the access is one the dependency map orders (a tracked tensor, not
+    /// `no_dep`); in a manual scope such an access is refused.
+    #[inline]
+    pub(crate) fn wants_map(&self) -> bool {
+        !self.meta.manual && !self.no_dep
+    }
+}
+
 /// An access as the task body owns it: the tensor kept alive, the region, the mode.
 ///
 /// The first access of each tensor among a task's accesses holds a strong count of

@@ -488,7 +488,6 @@ impl<'p> Scope<'p> {
         deps: &mut DepSink,
         hints: &mut Hints,
     ) -> Result<bool, DataError> {
-        let manual_scope = self.kind == ScopeKind::Manual;
         let mut seen = Seen::new();
         let mut index = 0;
         let mut outcome = Ok(true);
@@ -499,7 +498,7 @@ impl<'p> Scope<'p> {
                 return;
             }
             let meta = info.meta;
-            if meta.tree != self.tree.id || (manual_scope && !meta.manual && !info.no_dep) {
+            if self.refuses(&info) {
                 outcome = Err(self.misplaced(info, task));
                 return;
             }
@@ -537,8 +536,7 @@ impl<'p> Scope<'p> {
                     *earlier = last.max(*earlier);
                 }
             }
-            let tracked = !manual_scope && !meta.manual && !info.no_dep;
-            if !tracked {
+            if !self.tracks(&info) {
                 hints.push(None);
                 return;
             }
@@ -563,13 +561,12 @@ impl<'p> Scope<'p> {
         id: TaskId,
         guard: &mut TreeGuard<'_>,
     ) {
-        let manual_scope = self.kind == ScopeKind::Manual;
         let rt = &self.tree.rt;
         let mut hints = hints.iter();
         accesses.for_each(&mut |info| {
             let hint = hints.next().copied().flatten();
             let meta = info.meta;
-            if manual_scope || meta.manual || info.no_dep {
+            if !self.tracks(&info) {
                 return;
             }
             let map = meta.map.get(guard);
@@ -625,8 +622,7 @@ impl<'p> Scope<'p> {
         plan: &mut Plan<'a>,
     ) -> Result<(), DataError> {
         let meta = info.meta;
-        let manual_scope = self.kind == ScopeKind::Manual;
-        if meta.tree != self.tree.id || (manual_scope && !meta.manual && !info.no_dep) {
+        if self.refuses(&info) {
             return Err(self.misplaced(info, task));
         }
         let from = plan.boxes.len();
@@ -666,14 +662,28 @@ impl<'p> Scope<'p> {
             (Some(earlier), Some(last)) if row_major(earlier) > row_major(last) => Some(earlier),
             (earlier, last) => last.or(earlier),
         };
-        let tracked = !manual_scope && !meta.manual && !info.no_dep;
         plan.accesses.push(Planned {
             info,
             boxes: from as u32..plan.boxes.len() as u32,
             last,
-            tracked,
+            tracked: self.tracks(&info),
         });
         Ok(())
+    }
+
+    /// Whether `info` may not be declared in this scope: a tensor of another tree,
+    /// or, in a manual scope, an access the dependency map would order (see
+    /// [`Scope::misplaced`] for the error).
+    #[inline]
+    fn refuses(&self, info: &AccessInfo<'_>) -> bool {
+        info.meta.tree != self.tree.id || (self.kind == ScopeKind::Manual && info.wants_map())
+    }
+
+    /// Whether the dependency map orders `info` here (rules D2-D4): an auto scope,
+    /// a tracked tensor, not `no_dep`.
+    #[inline]
+    fn tracks(&self, info: &AccessInfo<'_>) -> bool {
+        self.kind != ScopeKind::Manual && info.wants_map()
     }
 
     /// The error for an access to a tensor of another tree, or to a tracked tensor
