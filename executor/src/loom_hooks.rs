@@ -76,7 +76,7 @@ impl Graph {
     /// Drops the task's one holder and, being the last, recycles its slot (R6).
     pub fn release(&self, id: TaskId) {
         if self.window.slots[id.index() as usize].release() {
-            self.window.recycle(id.index(), false);
+            self.window.recycle(id.index(), |_| false);
         }
     }
 

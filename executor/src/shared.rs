@@ -471,12 +471,8 @@ impl Shared {
         unsafe { slot.trim_edges() };
         // SAFETY: R6.
         let held_runtime = unsafe { slot.tokens.reset() };
-        // R6's last step: the next generation, then back to the free list (a worker
-        // returns its reclaimed slots in batches).
-        slot.next_generation();
-        if !worker::stash_free_slot(self, index) {
-            self.window.push_chain(&[index], false);
-        }
+        self.window
+            .recycle(index, |index| worker::stash_free_slot(self, index));
         if held_runtime {
             // R12: the book's strong count goes back last. Every caller holds a count
             // of its own (a worker, a handle, the monitor, a post after stopping).

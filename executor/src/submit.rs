@@ -203,11 +203,7 @@ where
             .submit
             .as_mut()
             .expect("taskweave: Submission polled after completion");
-        let deps = submit.deps.finish().len();
-        assert!(
-            deps <= MAX_DEPS,
-            "taskweave: a task may have at most {MAX_DEPS} distinct dependencies, got {deps}"
-        );
+        checked_deps(&mut submit.deps);
         let shared = Arc::clone(&submit.runtime.shared);
         let index = loop {
             if !shared.begin_submit() {
@@ -398,6 +394,21 @@ where
     id
 }
 
+/// The distinct dependencies of a submission, checked against [`MAX_DEPS`] (edge
+/// node references have 20 bits for `j`).
+///
+/// # Panics
+/// If there are more.
+fn checked_deps(deps: &mut DepList) -> &[TaskId] {
+    let deps = deps.finish();
+    assert!(
+        deps.len() <= MAX_DEPS,
+        "taskweave: a task may have at most {MAX_DEPS} distinct dependencies, got {}",
+        deps.len()
+    );
+    deps
+}
+
 /// A popped slot whose body is being made: if that panics, the slot goes back to the
 /// free list and the submitter's `begin_submit` mark ends (nothing was published).
 struct Unclaimed<'a> {
@@ -450,6 +461,12 @@ impl Runtime {
     {
         let location = Location::caller();
         let shared = &self.shared;
+        // Checked before a slot is taken: a panic leaves nothing to give back.
+        let mut list = DepList::default();
+        for &id in deps {
+            list.push(id);
+        }
+        let deps = checked_deps(&mut list);
         if !shared.begin_submit() {
             return Some(Task::rejected(Arc::clone(shared), name.clone()));
         }
@@ -457,16 +474,6 @@ impl Runtime {
             shared.end_submit();
             return None;
         };
-        let mut list = DepList::default();
-        for &id in deps {
-            list.push(id);
-        }
-        let deps = list.finish();
-        assert!(
-            deps.len() <= MAX_DEPS,
-            "taskweave: a task may have at most {MAX_DEPS} distinct dependencies, got {}",
-            deps.len()
-        );
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
         let id = unsafe {
@@ -485,5 +492,41 @@ impl Runtime {
             )
         };
         Some(Task::new(Arc::clone(shared), id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::*;
+
+    #[test]
+    fn too_many_dependencies_panic_before_a_slot_is_taken() {
+        let rt = Runtime::builder().workers(1).window(2).build();
+        let deps: Vec<TaskId> = (0..=MAX_DEPS as u32).map(|i| TaskId::new(i, 0)).collect();
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            rt.try_submit_now(&deps, &None, || || Ok::<(), Infallible>(()))
+        }));
+        assert!(panicked.is_err());
+        // Both slots are still free...
+        let one = rt.try_submit_now(&[], &None, || || Ok::<u32, Infallible>(1));
+        let two = rt.try_submit_now(&[], &None, || || Ok::<u32, Infallible>(2));
+        let (one, two) = (one.expect("a free slot"), two.expect("a free slot"));
+        assert_eq!(
+            one.wait_blocking().unwrap() + two.wait_blocking().unwrap(),
+            3
+        );
+        // ...and no submission was left open: shutdown would wait for it forever.
+        let (done, finished) = std::sync::mpsc::channel();
+        let stopping = rt.clone();
+        std::thread::spawn(move || {
+            stopping.block_on(stopping.shutdown());
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("shutdown waits for a submission the panic left open");
     }
 }

@@ -78,11 +78,14 @@ impl Window {
     }
 
     /// Starts the slot's next generation and returns it to the free list (the last
-    /// step of reclaiming, rule R6).
-    #[cfg_attr(not(taskweave_loom), allow(dead_code))]
-    pub(crate) fn recycle(&self, index: u32, on_worker: bool) {
+    /// step of reclaiming, rule R6), unless `keep` takes it (a worker keeps the slots
+    /// it reclaims to return them in a chain, `worker::stash_free_slot`).
+    #[inline]
+    pub(crate) fn recycle(&self, index: u32, keep: impl FnOnce(u32) -> bool) {
         self.slots[index as usize].next_generation();
-        self.push_chain(&[index], on_worker);
+        if !keep(index) {
+            self.push_chain(&[index], false);
+        }
     }
 
     /// Returns a slot that was popped but never used (its generation unchanged).
