@@ -82,6 +82,10 @@ struct Grid {
     /// case: 1 in the padded dimensions, and tiles): then finding a cell takes no
     /// division.
     shift: Option<[u32; MAX_RANK]>,
+    /// Whether every extent is 1 (a grid of single elements, the common case of
+    /// element accesses): then a box's cell is its start, and the lattice needs no
+    /// shift.
+    unit: bool,
     cells: Cells,
 }
 
@@ -277,6 +281,7 @@ impl DepMap {
                 .iter()
                 .all(|e| e.is_power_of_two())
                 .then(|| extent.map(u32::trailing_zeros)),
+            unit: extent == [1; MAX_RANK],
             cells: Cells::default(),
         };
         let cell = grid
@@ -384,6 +389,15 @@ impl Grid {
     /// The lattice coordinates of `query`, if it is one of this grid's cells.
     #[inline(always)]
     fn lattice_of(&self, query: &Bounds) -> Option<[u32; MAX_RANK]> {
+        if self.unit {
+            // Every phase is 0 (a remainder modulo 1), and the box must be one element
+            // in every dimension: its cell is its start.
+            let mut off = 0u32;
+            for d in 0..MAX_RANK {
+                off |= query.end[d].wrapping_sub(query.start[d]) ^ 1;
+            }
+            return (off == 0).then_some(query.start);
+        }
         if let Some(shift) = self.shift {
             // Branch-free over the dimensions: a difference in extent, or a start off
             // the lattice, sets a bit of `off`. A start below the phase is off the
@@ -732,6 +746,52 @@ mod tests {
         assert_eq!(
             deps(&mut map, &between, AccessKind::Read),
             [(t2, DepKind::Raw)]
+        );
+        drop(gate);
+        for task in tasks {
+            task.wait_blocking().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_grid_of_single_elements_takes_only_single_elements_as_cells() {
+        let rt = Runtime::builder().workers(1).build();
+        let (tasks, gate) = open_tasks(&rt, 3);
+        let [t0, t1, t2] = [0, 1, 2].map(|i| tasks[i].id());
+        let shape = Shape::new(&[8, 8]).unwrap();
+        let mut map = DepMap::default();
+        let one = bounds(&shape, Region::element([3, 5]));
+        map.record(&one, AccessKind::Write, t0, &rt);
+        assert!(map.grids[0].unit);
+        // Each element is its own cell: the neighbours in both dimensions are free.
+        for other in [[3, 4], [3, 6], [2, 5], [4, 5]] {
+            let other = bounds(&shape, Region::element(other));
+            assert_eq!(map.grids[0].lattice_of(&other), Some(other.start));
+            assert!(deps(&mut map, &other, AccessKind::Read).is_empty());
+        }
+        assert_eq!(map.grids[0].lattice_of(&one), Some(one.start));
+        assert_eq!(deps(&mut map, &one, AccessKind::Read), [(t0, DepKind::Raw)]);
+        // Boxes wider than one element in either dimension are not cells of it, and
+        // still find what they overlap.
+        for (wide, id) in [
+            (Region::tile([3, 4], [1, 2]), t1),
+            (Region::tile([2, 5], [2, 1]), t2),
+        ] {
+            let wide = bounds(&shape, wide);
+            assert_eq!(map.grids[0].lattice_of(&wide), None);
+            assert_eq!(
+                deps(&mut map, &wide, AccessKind::Read),
+                [(t0, DepKind::Raw)]
+            );
+            map.record(&wide, AccessKind::Read, id, &rt);
+        }
+        // A write of the element follows both readers (their entries are in other
+        // grids, so the element's own entry, with no reader, adds its writer).
+        let mut found = deps(&mut map, &one, AccessKind::Write);
+        found.sort();
+        assert_eq!(
+            found,
+            [(t0, DepKind::Waw), (t1, DepKind::War), (t2, DepKind::War)]
         );
         drop(gate);
         for task in tasks {

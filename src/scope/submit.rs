@@ -18,8 +18,8 @@ use super::body::{
 };
 use super::tree::TreeGuard;
 use crate::data::{
-    AccessInfo, Accesses, Bounds, CellHint, DepSink, MAX_RANK, OneBox, RegionProblem, TensorMeta,
-    ViewsOf,
+    AccessInfo, Accesses, Bounds, CellHint, DepMap, DepSink, MAX_RANK, OneBox, RegionProblem,
+    TensorMeta, ViewsOf,
 };
 use crate::error::DataError;
 use crate::graph::{EdgeSource, GraphEdge, GraphTask};
@@ -428,15 +428,38 @@ where
     }
 }
 
-/// The tensors the fast path of [`Scope::check_and_look_up`] has met in a task, each
-/// with the last element, in row-major order, of every box of it declared so far
-/// (as a [`row_major`] key; see [`Planned::last`]).
-type Seen<'a> = SmallVec<[(&'a TensorMeta, u128); 4]>;
+/// The most accesses the fast path of [`Scope::check_and_look_up`] takes (more go
+/// through the general path).
+const FAST_ACCESSES: usize = 8;
 
-/// Where the fast path of [`Scope::check_and_look_up`] found each access in its
-/// map (in declaration order; `None` for an access it did not look up), so that
-/// [`Scope::record`] need not find the cells again. Empty off the fast path.
-type Hints = SmallVec<[Option<CellHint>; PLANNED_INLINE]>;
+/// The most distinct tensors the fast path takes in one task.
+const FAST_TENSORS: usize = 4;
+
+/// What [`Scope::check_and_look_up`] leaves for [`Scope::record`]: on its fast path,
+/// each access the maps order, with where its lookup found it (so that recording
+/// need neither resolve the region nor find the cell again); off it, nothing (then
+/// `record` resolves every access).
+struct Hints<'a> {
+    fast: bool,
+    records: SmallVec<[Record<'a>; FAST_ACCESSES]>,
+}
+
+impl Hints<'_> {
+    pub(crate) fn new() -> Self {
+        Hints {
+            fast: false,
+            records: SmallVec::new(),
+        }
+    }
+}
+
+/// One access for [`Scope::record`] to record: its cell in its map's first grid if
+/// the lookup found one (`None` when the map was empty).
+#[derive(Clone, Copy)]
+struct Record<'a> {
+    info: AccessInfo<'a>,
+    cell: Option<CellHint>,
+}
 
 impl<'p> Scope<'p> {
     /// Checks the declared accesses of one task (see [`DataSubmit`]) and the scope's
@@ -448,20 +471,21 @@ impl<'p> Scope<'p> {
     /// nothing ([`DepMap::lookup_cell`](crate::data::DepMap::lookup_cell)), so a
     /// rejection found later leaves the maps as they were. Otherwise what it found
     /// is dropped and the general path plans every access, checks, then looks up.
-    fn check_and_look_up<A: Accesses>(
+    fn check_and_look_up<'a, A: Accesses>(
         &self,
-        accesses: &A,
+        accesses: &'a A,
         task: &Option<Cow<'static, str>>,
         guard: &mut TreeGuard<'_>,
         deps: &mut DepSink,
-        hints: &mut Hints,
+        hints: &mut Hints<'a>,
     ) -> Result<(), DataError> {
         let given = deps.ids.len();
         if self.check_and_look_up_cells(accesses, task, guard, deps, hints)? {
+            hints.fast = true;
             return self.check_room();
         }
         deps.truncate(given);
-        hints.clear();
+        hints.records.clear();
         let mut plan = Plan::default();
         self.plan(accesses, task, &mut plan)?;
         self.check_room()?;
@@ -475,81 +499,79 @@ impl<'p> Scope<'p> {
     }
 
     /// The fast path of [`Scope::check_and_look_up`], without the room check:
-    /// `Ok(false)` if it does not apply (then `deps` may hold some of the derived
-    /// dependencies, and nothing else changed). Each access gets the checks of
+    /// `Ok(false)` if it does not apply (then `deps` and `hints` may hold part of
+    /// what it found, and nothing else changed). Each access gets the checks of
     /// [`Scope::check_access`], in the same order and with the same errors, then its
     /// lookup.
+    ///
+    /// The accesses are gathered first and then taken in a plain loop, so that what
+    /// it keeps from one access to the next lives in registers rather than behind
+    /// a closure's captures.
     #[inline]
-    fn check_and_look_up_cells<A: Accesses>(
+    fn check_and_look_up_cells<'a, A: Accesses>(
         &self,
-        accesses: &A,
+        accesses: &'a A,
         task: &Option<Cow<'static, str>>,
         guard: &mut TreeGuard<'_>,
         deps: &mut DepSink,
-        hints: &mut Hints,
+        hints: &mut Hints<'a>,
     ) -> Result<bool, DataError> {
-        let mut seen = Seen::new();
-        let mut index = 0;
-        let mut outcome = Ok(true);
-        accesses.for_each(&mut |info| {
-            let at = index;
-            index += 1;
-            if !matches!(outcome, Ok(true)) {
-                return;
-            }
+        let mut infos = SmallVec::<[AccessInfo<'a>; FAST_ACCESSES]>::new();
+        accesses.for_each(&mut |info| infos.push(info));
+        if infos.spilled() {
+            return Ok(false);
+        }
+        // D3: per tensor met so far, the last element (as a `row_major` key) of its
+        // boxes so far.
+        let mut seen = [(std::ptr::null::<TensorMeta>(), 0u128); FAST_TENSORS];
+        let mut tensors = 0;
+        for (at, &info) in infos.iter().enumerate() {
             let meta = info.meta;
             if self.refuses(&info) {
-                outcome = Err(self.misplaced(info, task));
-                return;
+                return Err(self.misplaced(info, task));
             }
             let bounds = match info.region.one_box(&meta.shape) {
                 Some(bounds) => bounds,
                 None => match info.region.resolve_one(&meta.shape) {
                     Ok(OneBox::One(bounds)) => bounds,
                     // No element: it overlaps nothing, and the map has nothing to say.
-                    Ok(OneBox::Empty) => {
-                        hints.push(None);
-                        return;
-                    }
-                    Ok(OneBox::Many) => {
-                        outcome = Ok(false);
-                        return;
-                    }
-                    Err(problem) => {
-                        outcome = Err(region_error(info, task, problem));
-                        return;
-                    }
+                    Ok(OneBox::Empty) => continue,
+                    Ok(OneBox::Many) => return Ok(false),
+                    Err(problem) => return Err(region_error(info, task, problem)),
                 },
             };
             // D3, as in `check_access`: only an access that does not start after
             // every earlier one of its tensor ends is compared with them.
             let last = row_major(bounds.end.map(|e| e - 1));
-            match seen.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
-                None => seen.push((meta, last)),
+            match seen[..tensors]
+                .iter_mut()
+                .find(|(m, _)| std::ptr::eq(*m, meta))
+            {
                 Some((_, earlier)) => {
-                    if *earlier >= row_major(bounds.start)
-                        && let Err(error) = check_box_overlaps(info, task, &bounds, accesses, at)
-                    {
-                        outcome = Err(error);
-                        return;
+                    if *earlier >= row_major(bounds.start) {
+                        check_box_overlaps(info, task, &bounds, accesses, at)?;
                     }
                     *earlier = last.max(*earlier);
                 }
+                None if tensors < FAST_TENSORS => {
+                    seen[tensors] = (meta, last);
+                    tensors += 1;
+                }
+                None => return Ok(false),
             }
             if !self.tracks(&info) {
-                hints.push(None);
-                return;
+                continue;
             }
             match meta
                 .map
                 .get(guard)
                 .lookup_cell(&bounds, info.kind, meta.id, deps)
             {
-                Some(hint) => hints.push(hint),
-                None => outcome = Ok(false),
+                Some(cell) => hints.records.push(Record { info, cell }),
+                None => return Ok(false),
             }
-        });
-        outcome
+        }
+        Ok(true)
     }
 
     /// Records the accesses of task `id` in their tensors' maps (rule D2). The
@@ -557,38 +579,47 @@ impl<'p> Scope<'p> {
     fn record<A: Accesses>(
         &self,
         accesses: &A,
-        hints: &Hints,
+        hints: &Hints<'_>,
         id: TaskId,
         guard: &mut TreeGuard<'_>,
     ) {
         let rt = &self.tree.rt;
-        let mut hints = hints.iter();
-        accesses.for_each(&mut |info| {
-            let hint = hints.next().copied().flatten();
-            let meta = info.meta;
-            if !self.tracks(&info) {
-                return;
-            }
-            let map = meta.map.get(guard);
-            if let Some(hint) = hint
-                && map.record_cell(hint, info.kind, id, rt)
-            {
-                return;
-            }
-            match info.region.resolve_one(&meta.shape) {
-                Ok(OneBox::One(bounds)) => map.record(&bounds, info.kind, id, rt),
-                Ok(OneBox::Empty) => {}
-                Ok(OneBox::Many) => {
-                    let mut boxes = SmallVec::<[Bounds; 2 * MAX_RANK]>::new();
-                    let resolved = info.region.resolve_into(&meta.shape, &mut boxes);
-                    debug_assert!(resolved.is_ok());
-                    for bounds in &boxes {
-                        map.record(bounds, info.kind, id, rt);
-                    }
+        if hints.fast {
+            for record in &hints.records {
+                let (meta, kind) = (record.info.meta, record.info.kind);
+                let map = meta.map.get(guard);
+                if let Some(cell) = record.cell
+                    && map.record_cell(cell, kind, id, rt)
+                {
+                    continue;
                 }
-                Err(_) => unreachable!("taskweave: regions are checked at submission"),
+                record_region(map, record.info, id, rt);
+            }
+            return;
+        }
+        accesses.for_each(&mut |info| {
+            if self.tracks(&info) {
+                record_region(info.meta.map.get(guard), info, id, rt);
             }
         });
+    }
+}
+
+/// Records that task `id` accesses `info` (checked) in `map`, box by box.
+fn record_region(map: &mut DepMap, info: AccessInfo<'_>, id: TaskId, rt: &crate::Runtime) {
+    let shape = &info.meta.shape;
+    match info.region.resolve_one(shape) {
+        Ok(OneBox::One(bounds)) => map.record(&bounds, info.kind, id, rt),
+        Ok(OneBox::Empty) => {}
+        Ok(OneBox::Many) => {
+            let mut boxes = SmallVec::<[Bounds; 2 * MAX_RANK]>::new();
+            let resolved = info.region.resolve_into(shape, &mut boxes);
+            debug_assert!(resolved.is_ok());
+            for bounds in &boxes {
+                map.record(bounds, info.kind, id, rt);
+            }
+        }
+        Err(_) => unreachable!("taskweave: regions are checked at submission"),
     }
 }
 
