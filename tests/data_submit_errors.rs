@@ -264,3 +264,96 @@ fn tensors_have_at_most_four_dimensions() {
     let scope = Scope::new(&rt, "s");
     let _ = scope.zeros::<u8>("five", [1, 1, 1, 1, 1]);
 }
+
+/// The edges the graph recorded into `to`, by producer.
+fn producers(scope: &Scope<'_>, to: taskweave::TaskId) -> Vec<taskweave::TaskId> {
+    let mut from: Vec<_> = scope
+        .graph()
+        .edges
+        .iter()
+        .filter(|e| e.to == to)
+        .map(|e| e.from)
+        .collect();
+    from.sort();
+    from.dedup();
+    from
+}
+
+#[test]
+fn a_submission_rejected_partway_leaves_the_maps_as_they_were() {
+    // Accesses are checked, looked up and recorded one by one: a rejection found at a
+    // later access takes back what the earlier ones recorded. The slot of the
+    // rejected task is free again, so the next task may get its very id: any record
+    // left behind would make that task depend on itself and never run.
+    let rt = Runtime::builder().workers(2).build();
+    let scope = Scope::new(&rt, "s");
+    scope.record_graph();
+    let v = scope.zeros::<u8>("v", [16]);
+    let w = scope
+        .task((v.write(0..1), v.write(1..2)), |_| ())
+        .submit_blocking()
+        .unwrap();
+    let r = scope.task(v.read(2..3), |_| ()).submit_blocking().unwrap();
+    // A fresh element, w's element, r's element, then the first element again.
+    let error = scope
+        .task(
+            [v.write(5..6), v.write(0..1), v.write(2..3), v.write(5..6)],
+            |_| (),
+        )
+        .submit_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(error, DataError::DuplicateAccess { .. }),
+        "{error:?}"
+    );
+    // A read joining r's readers, then a tensor of another tree.
+    let other = Scope::new(&rt, "other");
+    let foreign = other.zeros::<u8>("foreign", [4]);
+    let error = scope
+        .task((v.read(2..3), v.read(3..4), foreign.read(0..1)), |_| ())
+        .submit_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(error, DataError::ForeignTensor { .. }),
+        "{error:?}"
+    );
+    let a = scope.task(v.read(0..1), |_| ()).submit_blocking().unwrap();
+    let b = scope.task(v.write(2..3), |_| ()).submit_blocking().unwrap();
+    let c = scope.task(v.read(5..6), |_| ()).submit_blocking().unwrap();
+    let d = scope.task(v.write(3..4), |_| ()).submit_blocking().unwrap();
+    assert_eq!(producers(&scope, a.id()), [w.id()]);
+    assert_eq!(producers(&scope, b.id()), [r.id()]);
+    assert!(producers(&scope, c.id()).is_empty());
+    assert!(producers(&scope, d.id()).is_empty());
+    assert_eq!(scope.tasks(), 6);
+    for task in [w, r, a, b, c, d] {
+        task.wait_blocking().unwrap();
+    }
+}
+
+#[test]
+fn a_task_the_one_pass_path_does_not_take_is_submitted_whole() {
+    // A single element then a range of two (not an element of the map's grid): the
+    // first record is taken back and the task goes the general way, with every edge.
+    let rt = Runtime::builder().workers(2).build();
+    let scope = Scope::new(&rt, "s");
+    scope.record_graph();
+    let v = scope.zeros::<u8>("v", [16]);
+    let first = scope
+        .task((v.write(7..8), v.write(9..10)), |_| ())
+        .submit_blocking()
+        .unwrap();
+    let mixed = scope
+        .task((v.write(7..8), v.write(8..10)), |_| ())
+        .submit_blocking()
+        .unwrap();
+    let after = scope
+        .task((v.read(7..8), v.read(9..10)), |_| ())
+        .submit_blocking()
+        .unwrap();
+    assert_eq!(producers(&scope, mixed.id()), [first.id()]);
+    assert_eq!(producers(&scope, after.id()), [mixed.id()]);
+    for task in [first, mixed, after] {
+        task.wait_blocking().unwrap();
+    }
+}

@@ -60,7 +60,7 @@ pub use inputs::Inputs;
 pub use monitor::{Stall, StallReport};
 pub use runtime::{DEFAULT_WINDOW, HostWait, Runtime, RuntimeBuilder};
 pub use stats::{Stats, WorkerStats};
-pub use submit::{Submission, Submit};
+pub use submit::{Reservation, Submission, Submit};
 pub use task::{BoxError, TaskId};
 #[cfg(feature = "trace")]
 pub use trace::{LaneSpan, PollRecord, Polls, TaskRecord, Tasks, Trace};

@@ -476,22 +476,140 @@ impl Runtime {
         };
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
-        let id = unsafe {
-            launch(
-                shared,
-                index,
-                || {
-                    let body = make();
-                    FnBody::new(move || body().map_err(Into::into))
-                },
-                name.clone(),
-                None,
-                location,
-                deps,
-                2,
-            )
-        };
+        let id = unsafe { launch_closure(shared, index, make, name, location, deps) };
         Some(Task::new(Arc::clone(shared), id))
+    }
+
+    /// Takes a free slot for a closure task that [`Reservation::submit`] makes later,
+    /// if one is free now and the runtime is not shutting down (`None` otherwise:
+    /// then submit as usual, which waits for a slot or gives a rejected handle).
+    ///
+    /// The reservation knows its task's [`TaskId`] before the task is made, so a
+    /// caller can name the task in its own bookkeeping while it finds the task's
+    /// dependencies. Dropping the reservation gives the slot back. Hold it briefly:
+    /// the slot counts against the window, and shutdown waits for it.
+    ///
+    /// ```
+    /// use taskweave_executor::Runtime;
+    /// let rt = Runtime::builder().workers(1).build();
+    /// let first = rt.task(|| 20).submit_blocking();
+    /// let reserved = rt.try_reserve().expect("the window has room");
+    /// let id = reserved.id();
+    /// let second = reserved.submit(&[first.id()], &None, || || Ok::<_, std::convert::Infallible>(22));
+    /// assert_eq!(second.id(), id);
+    /// assert_eq!(first.wait_blocking().unwrap() + second.wait_blocking().unwrap(), 42);
+    /// ```
+    pub fn try_reserve(&self) -> Option<Reservation<'_>> {
+        let shared = &self.shared;
+        if !shared.begin_submit() {
+            return None;
+        }
+        let Some(index) = shared.window.try_pop() else {
+            shared.end_submit();
+            return None;
+        };
+        let id = TaskId::new(index, shared.window.slots[index as usize].generation());
+        Some(Reservation {
+            runtime: self,
+            index,
+            id,
+        })
+    }
+}
+
+/// Makes a closure task's body in the free slot `index` and starts it ([`launch`]).
+///
+/// # Safety
+/// As [`launch`].
+#[inline(always)]
+unsafe fn launch_closure<F, T, E>(
+    shared: &Arc<Shared>,
+    index: u32,
+    make: impl FnOnce() -> F,
+    name: &Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+    deps: &[TaskId],
+) -> TaskId
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Into<BoxError>,
+{
+    let body = || {
+        let body = make();
+        FnBody::new(move || body().map_err(Into::into))
+    };
+    // SAFETY: forwarded to the caller.
+    unsafe { launch(shared, index, body, name.clone(), None, location, deps, 2) }
+}
+
+/// A task slot taken by [`Runtime::try_reserve`] for a closure task made later with
+/// [`Reservation::submit`]. Dropping it gives the slot back.
+#[must_use = "dropping a reservation gives its slot back"]
+pub struct Reservation<'rt> {
+    runtime: &'rt Runtime,
+    index: u32,
+    id: TaskId,
+}
+
+impl Reservation<'_> {
+    /// The id the task will have.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Whether [`Reservation::submit`] takes `deps`: at most [`MAX_DEPS`] distinct
+    /// valid ids (more make it panic).
+    pub fn deps_fit(deps: &[TaskId]) -> bool {
+        if deps.len() <= MAX_DEPS {
+            return true;
+        }
+        let mut list = DepList::default();
+        for &id in deps {
+            list.push(id);
+        }
+        list.finish().len() <= MAX_DEPS
+    }
+
+    /// Makes the task in the reserved slot and submits it, as
+    /// [`Runtime::try_submit_now`] does; its id is [`Reservation::id`].
+    ///
+    /// # Panics
+    /// If `deps` has more than [`MAX_DEPS`] distinct ids (see
+    /// [`Reservation::deps_fit`]); the slot is given back.
+    #[track_caller]
+    pub fn submit<F, T, E>(
+        self,
+        deps: &[TaskId],
+        name: &Option<Cow<'static, str>>,
+        make: impl FnOnce() -> F,
+    ) -> Task<T>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        let location = Location::caller();
+        let mut list = DepList::default();
+        for &id in deps {
+            list.push(id);
+        }
+        let deps = checked_deps(&mut list);
+        // From here `launch` owns the slot (and gives it back should `make` panic).
+        let this = std::mem::ManuallyDrop::new(self);
+        let shared = &this.runtime.shared;
+        // SAFETY: the reservation popped `index` from the free list (R1) and holds
+        // the `begin_submit` mark, which `launch` ends; `this` is not dropped.
+        let id = unsafe { launch_closure(shared, this.index, make, name, location, deps) };
+        debug_assert_eq!(id, this.id);
+        Task::new(Arc::clone(shared), id)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.runtime.shared.window.give_back(self.index);
+        self.runtime.shared.end_submit();
     }
 }
 

@@ -73,6 +73,10 @@ pub(crate) struct CellHint {
     epoch: u32,
 }
 
+/// What the writes of [`DepMap::look_up_and_record`] replaced in existing entries
+/// (writer and readers), for [`DepMap::undo`].
+pub(crate) type Replaced = SmallVec<[(TaskId, SmallVec<[TaskId; 2]>); 4]>;
+
 /// The boxes of one extent and phase: cell `k` (lattice coordinates) spans
 /// `[phase + k * extent, phase + (k + 1) * extent)` per dimension.
 struct Grid {
@@ -203,6 +207,94 @@ impl DepMap {
         }
     }
 
+    /// [`DepMap::lookup`] and [`DepMap::record`] at once, for a map with at most one
+    /// grid and a `query` that is one of its cells (or would start the map's first
+    /// grid): adds to `sink` what an access of `kind` to `query` must follow, then
+    /// records that `task` makes it. Returns `None` (and changed nothing) in every
+    /// other case; else whether the record made a new entry, and for a write to an
+    /// existing entry what it replaced there (pushed on `replaced`):
+    /// [`DepMap::undo`] takes the record back with them.
+    ///
+    /// It runs no cleanup (see [`DepMap::clean_up_if_due`]), so the map's grids stay
+    /// where they are until the caller is done with a task's accesses.
+    #[inline(always)]
+    pub(crate) fn look_up_and_record(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        tensor: u64,
+        task: TaskId,
+        sink: &mut DepSink,
+        replaced: &mut Replaced,
+    ) -> Option<bool> {
+        let cell = match &self.grids[..] {
+            // Nothing to depend on: the access starts the map's first grid.
+            [] => self.new_grid(query).1,
+            [grid] => grid.cell_of(query)?,
+            _ => return None,
+        };
+        let (entry, inserted) = self.grids[0].cells.get_or_insert(cell);
+        if inserted {
+            self.items += 1;
+        } else {
+            depend_on(entry, kind, tensor, sink);
+        }
+        if kind.writes() {
+            if !inserted {
+                self.items -= entry.readers.len();
+                replaced.push((entry.writer, std::mem::take(&mut entry.readers)));
+            }
+            entry.writer = task;
+        } else {
+            entry.readers.push(task);
+            self.items += 1;
+        }
+        Some(inserted)
+    }
+
+    /// Takes back the record of [`DepMap::look_up_and_record`] of an access of
+    /// `kind` to `query` (which `inserted` its entry or not), popping what it
+    /// replaced from `replaced`. The records of one task are taken back in the
+    /// reverse of their order.
+    #[cold]
+    pub(crate) fn undo(
+        &mut self,
+        query: &Bounds,
+        kind: AccessKind,
+        inserted: bool,
+        replaced: &mut Replaced,
+    ) {
+        let cell = self.grids[0]
+            .cell_of(query)
+            .expect("a recorded box is a cell of the first grid");
+        let cells = &mut self.grids[0].cells;
+        if inserted {
+            // A fresh entry: it held only this record (a write, or one reader).
+            cells.remove(cell);
+            self.items -= 1 + usize::from(!kind.writes());
+            return;
+        }
+        let (entry, _) = cells.get_or_insert(cell);
+        if kind.writes() {
+            let (writer, readers) = replaced.pop().expect("a write replaced an entry");
+            self.items += readers.len();
+            entry.writer = writer;
+            entry.readers = readers;
+        } else {
+            entry.readers.pop();
+            self.items -= 1;
+        }
+    }
+
+    /// Runs a cleanup if the map has grown past its threshold (what
+    /// [`DepMap::record`] does after each record).
+    #[inline]
+    pub(crate) fn clean_up_if_due(&mut self, rt: &Runtime) {
+        if self.items > self.cleanup_at {
+            self.cleanup(rt);
+        }
+    }
+
     /// Records that `task` accesses box `query` in `kind`: a write becomes the box's
     /// writer (clearing its readers), a read joins its readers.
     pub(crate) fn record(&mut self, query: &Bounds, kind: AccessKind, task: TaskId, rt: &Runtime) {
@@ -248,9 +340,7 @@ impl DepMap {
             entry.readers.push(task);
             self.items += 1;
         }
-        if self.items > self.cleanup_at {
-            self.cleanup(rt);
-        }
+        self.clean_up_if_due(rt);
     }
 
     /// The grid of `query`'s extent and phase (added if missing): its position and

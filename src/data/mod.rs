@@ -154,6 +154,6 @@ pub use view::{RowsMut, View, ViewMut};
 
 pub(crate) use access::AccessInfo;
 pub(crate) use checker::{CheckGuard, Checker};
-pub(crate) use dep_map::{CellHint, DepMap, DepSink};
+pub(crate) use dep_map::{CellHint, DepMap, DepSink, Replaced};
 pub(crate) use region::{Bounds, OneBox, RegionProblem, Shape, ShapeProblem};
 pub(crate) use tensor::{TensorInner, TensorMeta};

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use crate::data::{Accesses, CheckGuard, OwnedAccesses};
-use crate::{Inputs, Runtime, Task, TaskId};
+use crate::{Inputs, Reservation, Runtime, Task, TaskId};
 
 /// The error a fallible body returns, boxed (what [`TaskError::Failed`](crate::TaskError::Failed) carries).
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -61,6 +61,25 @@ pub trait TaskBody<O: OwnedAccesses>: sealed::Body + Send + 'static {
         Self: Sized,
     {
         Err(self)
+    }
+    #[doc(hidden)]
+    /// Whether the body can be made in a reserved slot ([`TaskBody::spawn_reserved`]).
+    const SPAWNS_RESERVED: bool = false;
+    #[doc(hidden)]
+    /// Makes the body (with the owned form of `accesses`) in the slot of `reserved`
+    /// and submits it ([`Reservation::submit`]). Only called when
+    /// [`TaskBody::SPAWNS_RESERVED`].
+    fn spawn_reserved<A: Accesses<Owned = O>>(
+        self,
+        _reserved: Reservation<'_>,
+        _accesses: &A,
+        _name: &Option<Cow<'static, str>>,
+        _deps: &[TaskId],
+    ) -> Task<Self::Output>
+    where
+        Self: Sized,
+    {
+        unreachable!("taskweave: a body made in a reserved slot that cannot be")
     }
 }
 
@@ -119,6 +138,28 @@ where
         Some(task) => Ok(task),
         None => Err(rebuild(body.take().expect("not made"))),
     }
+}
+
+/// [`TaskBody::spawn_reserved`] of a closure body: `make_run(owned accesses, parts)`
+/// makes the task's closure in the reserved slot, as for [`spawn_closure_now`].
+fn spawn_closure_reserved<A, P, R, T>(
+    reserved: Reservation<'_>,
+    accesses: &A,
+    name: &Option<Cow<'static, str>>,
+    deps: &[TaskId],
+    parts: P,
+    make_run: impl FnOnce(A::Owned, P) -> R,
+) -> Task<T>
+where
+    A: Accesses,
+    R: FnOnce() -> Result<T, BoxError> + Send + 'static,
+    T: Send + 'static,
+{
+    reserved.submit(deps, name, || {
+        // SAFETY: `make_run` (`run_sync` and the like) moves the owned accesses whole
+        // into the task's closure, which keeps them together until it drops them.
+        make_run(unsafe { accesses.to_owned() }, parts)
+    })
 }
 
 /// Evaluates `$body` with `$views` bound to the views of `$accesses`, after the
@@ -187,6 +228,18 @@ where
         let rebuild = |body| SyncBody(body, PhantomData);
         spawn_closure_now(rt, accesses, name, deps, self.0, run_sync, rebuild)
     }
+
+    const SPAWNS_RESERVED: bool = true;
+
+    fn spawn_reserved<A: Accesses<Owned = O>>(
+        self,
+        reserved: Reservation<'_>,
+        accesses: &A,
+        name: &Option<Cow<'static, str>>,
+        deps: &[TaskId],
+    ) -> Task<T> {
+        spawn_closure_reserved(reserved, accesses, name, deps, self.0, run_sync)
+    }
 }
 
 /// The task closure of a [`SyncBody`].
@@ -230,6 +283,18 @@ where
     ) -> Result<Task<T>, Self> {
         let rebuild = |body| TrySyncBody(body, PhantomData);
         spawn_closure_now(rt, accesses, name, deps, self.0, run_try_sync, rebuild)
+    }
+
+    const SPAWNS_RESERVED: bool = true;
+
+    fn spawn_reserved<A: Accesses<Owned = O>>(
+        self,
+        reserved: Reservation<'_>,
+        accesses: &A,
+        name: &Option<Cow<'static, str>>,
+        deps: &[TaskId],
+    ) -> Task<T> {
+        spawn_closure_reserved(reserved, accesses, name, deps, self.0, run_try_sync)
     }
 }
 
@@ -346,6 +411,19 @@ where
             run_dataflow,
             rebuild,
         )
+    }
+
+    const SPAWNS_RESERVED: bool = true;
+
+    fn spawn_reserved<A: Accesses<Owned = O>>(
+        self,
+        reserved: Reservation<'_>,
+        accesses: &A,
+        name: &Option<Cow<'static, str>>,
+        deps: &[TaskId],
+    ) -> Task<T> {
+        let DataflowBody(inputs, body, _) = self;
+        spawn_closure_reserved(reserved, accesses, name, deps, (inputs, body), run_dataflow)
     }
 }
 

@@ -19,11 +19,11 @@ use super::body::{
 use super::tree::TreeGuard;
 use crate::data::{
     AccessInfo, Accesses, Bounds, CellHint, DepMap, DepSink, MAX_RANK, OneBox, RegionProblem,
-    TensorMeta, ViewsOf,
+    Replaced, TensorMeta, ViewsOf,
 };
 use crate::error::DataError;
 use crate::graph::{EdgeSource, GraphEdge, GraphTask};
-use crate::{Inputs, Task, TaskId};
+use crate::{Inputs, Reservation, Task, TaskId};
 
 /// A data task about to be submitted: set its name and explicit dependencies, then
 /// `.submit().await` it (or just `.await` it, or `.submit_blocking()`).
@@ -328,18 +328,33 @@ where
         }
         body.for_each_input(&mut |id| deps.ids.push(id));
         let given = deps.ids.len();
-        let mut hints = Hints::new();
-        scope.check_and_look_up(&accesses, &name, &mut guard, &mut deps, &mut hints)?;
-        // Made in its slot when the window has room (no copy of a large body).
-        let task = match body.spawn_now(&tree.rt, &accesses, &name, &deps.ids) {
-            Ok(task) => task,
-            Err(body) => {
-                // SAFETY: the owned accesses go whole into the task body, which keeps
-                // them together until it drops them.
-                let owned = unsafe { accesses.to_owned() };
-                body.spawn(&tree.rt, owned, name.clone(), &deps.ids).await
-            }
-        };
+        let mut body = Some(body);
+        let task =
+            match scope.submit_in_one_pass(&accesses, &mut body, &name, &mut guard, &mut deps)? {
+                // Recorded as it was looked up.
+                Some(task) => task,
+                None => {
+                    let body = body.take().expect("the body is made once");
+                    let mut hints = Hints::new();
+                    scope.check_and_look_up(&accesses, &name, &mut guard, &mut deps, &mut hints)?;
+                    // Made in its slot when the window has room (no copy of a large body).
+                    let task = match body.spawn_now(&tree.rt, &accesses, &name, &deps.ids) {
+                        Ok(task) => task,
+                        Err(body) => {
+                            // SAFETY: the owned accesses go whole into the task body, which
+                            // keeps them together until it drops them.
+                            let owned = unsafe { accesses.to_owned() };
+                            body.spawn(&tree.rt, owned, name.clone(), &deps.ids).await
+                        }
+                    };
+                    if task.id().is_valid() {
+                        // D2: record the accesses before any later submission can look
+                        // them up.
+                        scope.record(&accesses, &hints, task.id(), &mut guard);
+                    }
+                    task
+                }
+            };
         let id = task.id();
         if let Some(noted) = noted {
             noted.extend_from_slice(&deps.ids);
@@ -348,8 +363,6 @@ where
             // Rejected: the runtime is shutting down and nothing will run again.
             return Ok(task);
         }
-        // D2: record the accesses before any later submission can look them up.
-        scope.record(&accesses, &hints, id, &mut guard);
         scope.hold(&mut guard, &task);
         if recording {
             let explicit = after.len();
@@ -435,6 +448,32 @@ const FAST_ACCESSES: usize = 8;
 /// The most distinct tensors the fast path takes in one task.
 const FAST_TENSORS: usize = 4;
 
+/// The state of [`Scope::submit_in_one_pass`]: the tensors met (for D3) and the
+/// records made (for taking them back).
+struct OnePass<'a> {
+    /// Per tensor met so far, the last element (as a [`row_major`] key) of its
+    /// boxes so far.
+    seen: [(Option<&'a TensorMeta>, u128); FAST_TENSORS],
+    tensors: usize,
+    /// The accesses recorded, in order: their position and whether the record made
+    /// a new entry.
+    recorded: [(u8, bool); FAST_ACCESSES],
+    records: usize,
+    replaced: Replaced,
+}
+
+impl Default for OnePass<'_> {
+    fn default() -> Self {
+        OnePass {
+            seen: [(None, 0); FAST_TENSORS],
+            tensors: 0,
+            recorded: [(0, false); FAST_ACCESSES],
+            records: 0,
+            replaced: Replaced::new(),
+        }
+    }
+}
+
 /// What [`Scope::check_and_look_up`] leaves for [`Scope::record`]: on its fast path,
 /// each access the maps order, with where its lookup found it (so that recording
 /// need neither resolve the region nor find the cell again); off it, nothing (then
@@ -496,6 +535,148 @@ impl<'p> Scope<'p> {
             }
         }
         Ok(())
+    }
+
+    /// The one-pass submission, the fast path of every closure task whose accesses
+    /// are few and simple: with a slot reserved first (so the task's id is known),
+    /// each access is checked, looked up and recorded in one step
+    /// ([`DepMap::look_up_and_record`]), then the task is made in its slot with the
+    /// dependencies found. A check that fails, an access the step does not take (a
+    /// region of several boxes, a map of several grids, a box that is not a cell of
+    /// its map's grid), or too many dependencies take every record back, newest
+    /// first, and give the slot back: then the maps are as they were, the error is
+    /// returned or `Ok(None)` sends the caller to the general path. `Ok(None)` too
+    /// when no slot is free now (or the runtime is shutting down), when the body
+    /// cannot be made in a reserved slot, or past [`FAST_ACCESSES`] accesses.
+    ///
+    /// Cleanups run only after the task is made, so that the maps' cells stay where
+    /// the records found them until then.
+    fn submit_in_one_pass<'a, A: Accesses, B: TaskBody<A::Owned>>(
+        &self,
+        accesses: &'a A,
+        body: &mut Option<B>,
+        task: &Option<Cow<'static, str>>,
+        guard: &mut TreeGuard<'_>,
+        deps: &mut DepSink,
+    ) -> Result<Option<Task<B::Output>>, DataError> {
+        if !B::SPAWNS_RESERVED {
+            return Ok(None);
+        }
+        let mut infos = SmallVec::<[AccessInfo<'a>; FAST_ACCESSES]>::new();
+        accesses.for_each(&mut |info| infos.push(info));
+        if infos.spilled() {
+            return Ok(None);
+        }
+        let rt = &self.tree.rt;
+        let Some(reserved) = rt.try_reserve() else {
+            return Ok(None);
+        };
+        let given = deps.ids.len();
+        let mut pass = OnePass::default();
+        let outcome = self.check_and_record(
+            &infos,
+            accesses,
+            task,
+            guard,
+            deps,
+            reserved.id(),
+            &mut pass,
+        );
+        if !matches!(outcome, Ok(true)) || !Reservation::deps_fit(&deps.ids) {
+            for &(at, inserted) in pass.recorded[..pass.records].iter().rev() {
+                let info = infos[at as usize];
+                let bounds = match info.region.resolve_one(&info.meta.shape) {
+                    Ok(OneBox::One(bounds)) => bounds,
+                    _ => unreachable!("taskweave: a recorded access is one box"),
+                };
+                let map = info.meta.map.get(guard);
+                map.undo(&bounds, info.kind, inserted, &mut pass.replaced);
+            }
+            deps.truncate(given);
+            drop(reserved);
+            return outcome.map(|_| None);
+        }
+        let body = body.take().expect("the body is made once");
+        let made = body.spawn_reserved(reserved, accesses, task, &deps.ids);
+        for (meta, _) in &pass.seen[..pass.tensors] {
+            if let Some(meta) = meta {
+                meta.map.get(guard).clean_up_if_due(rt);
+            }
+        }
+        Ok(Some(made))
+    }
+
+    /// The steps of [`Scope::submit_in_one_pass`] for each access, in declaration
+    /// order, then the room check: `Ok(false)` at the first access it does not take.
+    /// Each access gets the checks of [`Scope::check_access`], in the same order and
+    /// with the same errors. What it recorded is in `pass`, whatever it returns.
+    #[allow(clippy::too_many_arguments, reason = "the state of one submission")]
+    #[inline]
+    fn check_and_record<'a, A: Accesses>(
+        &self,
+        infos: &[AccessInfo<'a>],
+        accesses: &'a A,
+        task: &Option<Cow<'static, str>>,
+        guard: &mut TreeGuard<'_>,
+        deps: &mut DepSink,
+        id: TaskId,
+        pass: &mut OnePass<'a>,
+    ) -> Result<bool, DataError> {
+        let tree = self.tree.id;
+        let auto = self.kind != ScopeKind::Manual;
+        for (at, &info) in infos.iter().enumerate() {
+            let meta = info.meta;
+            // `refuses` and `tracks`, with the scope's part read once.
+            let ordered = info.wants_map();
+            if meta.tree != tree || (!auto && ordered) {
+                return Err(self.misplaced(info, task));
+            }
+            let bounds = match info.region.one_box(&meta.shape) {
+                Some(bounds) => bounds,
+                None => match info.region.resolve_one(&meta.shape) {
+                    Ok(OneBox::One(bounds)) => bounds,
+                    // No element: it overlaps nothing, and the map has nothing to say.
+                    Ok(OneBox::Empty) => continue,
+                    Ok(OneBox::Many) => return Ok(false),
+                    Err(problem) => return Err(region_error(info, task, problem)),
+                },
+            };
+            // D3, as in `check_access`: only an access that does not start after
+            // every earlier one of its tensor ends is compared with them.
+            let last = row_major(bounds.end.map(|e| e - 1));
+            match pass.seen[..pass.tensors]
+                .iter_mut()
+                .find(|(m, _)| m.is_some_and(|m| std::ptr::eq(m, meta)))
+            {
+                Some((_, earlier)) => {
+                    if *earlier >= row_major(bounds.start) {
+                        check_box_overlaps(info, task, &bounds, accesses, at)?;
+                    }
+                    *earlier = last.max(*earlier);
+                }
+                None if pass.tensors < FAST_TENSORS => {
+                    pass.seen[pass.tensors] = (Some(meta), last);
+                    pass.tensors += 1;
+                }
+                None => return Ok(false),
+            }
+            if !(auto && ordered) {
+                continue;
+            }
+            // The accesses of one task are distinct boxes (D3), so distinct cells of
+            // a grid: none finds the record of another.
+            let map = meta.map.get(guard);
+            match map.look_up_and_record(&bounds, info.kind, meta.id, id, deps, &mut pass.replaced)
+            {
+                Some(inserted) => {
+                    pass.recorded[pass.records] = (at as u8, inserted);
+                    pass.records += 1;
+                }
+                None => return Ok(false),
+            }
+        }
+        self.check_room()?;
+        Ok(true)
     }
 
     /// The fast path of [`Scope::check_and_look_up`], without the room check:
