@@ -233,6 +233,53 @@ impl DepMap {
             [grid] => grid.cell_of(query)?,
             _ => return None,
         };
+        Some(self.record_in_first_grid(cell, kind, tensor, task, sink, replaced))
+    }
+
+    /// [`DepMap::look_up_and_record`] for the elements `start..end` of a vector: in a
+    /// grid of single elements the cell of an element is found without a box.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "look_up_and_record's, the box in two"
+    )]
+    #[inline(always)]
+    pub(crate) fn look_up_and_record_range(
+        &mut self,
+        start: u32,
+        end: u32,
+        kind: AccessKind,
+        tensor: u64,
+        task: TaskId,
+        sink: &mut DepSink,
+        replaced: &mut Replaced,
+    ) -> Option<bool> {
+        if let [grid] = &self.grids[..]
+            && grid.unit
+        {
+            if end - start != 1 {
+                return None;
+            }
+            let mut k = [0; MAX_RANK];
+            k[MAX_RANK - 1] = start;
+            let cell = Cell::at(k);
+            return Some(self.record_in_first_grid(cell, kind, tensor, task, sink, replaced));
+        }
+        let query = Bounds::of_range((start, end));
+        self.look_up_and_record(&query, kind, tensor, task, sink, replaced)
+    }
+
+    /// The step of [`DepMap::look_up_and_record`] once the access is known to be
+    /// `cell` of the first grid: its dependencies, then the record.
+    #[inline(always)]
+    fn record_in_first_grid(
+        &mut self,
+        cell: Cell,
+        kind: AccessKind,
+        tensor: u64,
+        task: TaskId,
+        sink: &mut DepSink,
+        replaced: &mut Replaced,
+    ) -> bool {
         let (entry, inserted) = self.grids[0].cells.get_or_insert(cell);
         if inserted {
             self.items += 1;
@@ -249,7 +296,7 @@ impl DepMap {
             entry.readers.push(task);
             self.items += 1;
         }
-        Some(inserted)
+        inserted
     }
 
     /// Takes back the record of [`DepMap::look_up_and_record`] of an access of

@@ -112,6 +112,18 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
+    /// The box of the elements `start..end` of a vector.
+    #[inline]
+    pub(crate) fn of_range((start, end): (u32, u32)) -> Bounds {
+        let mut bounds = Bounds {
+            start: [0; MAX_RANK],
+            end: [1; MAX_RANK],
+        };
+        bounds.start[MAX_RANK - 1] = start;
+        bounds.end[MAX_RANK - 1] = end;
+        bounds
+    }
+
     /// Whether the two boxes share an element.
     #[inline]
     pub(crate) fn overlaps(&self, other: &Bounds) -> bool {
@@ -270,6 +282,21 @@ impl Region {
         match self.one_box(shape) {
             Some(bounds) => Ok(OneBox::One(bounds)),
             None => self.resolve_one_in_full(shape),
+        }
+    }
+
+    /// The elements `start..end` of this region if it is a valid, non-empty range of
+    /// a vector (a tensor of rank 1): the access a submission meets most, which
+    /// needs no box.
+    #[inline(always)]
+    pub(crate) fn vector_range(&self, shape: &Shape) -> Option<(u32, u32)> {
+        match self.0 {
+            Repr::Range { start, end } if shape.rank() == 1 => {
+                let (start, end) = (start.get(), end.get());
+                (start < end && end <= u64::from(shape.padded()[MAX_RANK - 1]))
+                    .then_some((start as u32, end as u32))
+            }
+            _ => None,
         }
     }
 

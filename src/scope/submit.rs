@@ -631,25 +631,35 @@ impl<'p> Scope<'p> {
             if meta.tree != tree || (!auto && ordered) {
                 return Err(self.misplaced(info, task));
             }
-            let bounds = match info.region.one_box(&meta.shape) {
-                Some(bounds) => bounds,
+            // A range of a vector, the most common access, is taken without a box:
+            // its row-major keys are its first and last element.
+            let (vector, bounds) = match info.region.vector_range(&meta.shape) {
+                Some(range) => (Some(range), None),
                 None => match info.region.resolve_one(&meta.shape) {
-                    Ok(OneBox::One(bounds)) => bounds,
+                    Ok(OneBox::One(bounds)) => (None, Some(bounds)),
                     // No element: it overlaps nothing, and the map has nothing to say.
                     Ok(OneBox::Empty) => continue,
                     Ok(OneBox::Many) => return Ok(false),
                     Err(problem) => return Err(region_error(info, task, problem)),
                 },
             };
+            let (first, last) = match (vector, &bounds) {
+                (Some((start, end)), _) => (u128::from(start), u128::from(end - 1)),
+                (None, Some(bounds)) => (
+                    row_major(bounds.start),
+                    row_major(bounds.end.map(|e| e - 1)),
+                ),
+                (None, None) => unreachable!(),
+            };
             // D3, as in `check_access`: only an access that does not start after
             // every earlier one of its tensor ends is compared with them.
-            let last = row_major(bounds.end.map(|e| e - 1));
             match pass.seen[..pass.tensors]
                 .iter_mut()
                 .find(|(m, _)| m.is_some_and(|m| std::ptr::eq(m, meta)))
             {
                 Some((_, earlier)) => {
-                    if *earlier >= row_major(bounds.start) {
+                    if *earlier >= first {
+                        let bounds = bounds.unwrap_or_else(|| Bounds::of_range(vector.unwrap()));
                         check_box_overlaps(info, task, &bounds, accesses, at)?;
                     }
                     *earlier = last.max(*earlier);
@@ -666,8 +676,17 @@ impl<'p> Scope<'p> {
             // The accesses of one task are distinct boxes (D3), so distinct cells of
             // a grid: none finds the record of another.
             let map = meta.map.get(guard);
-            match map.look_up_and_record(&bounds, info.kind, meta.id, id, deps, &mut pass.replaced)
-            {
+            let (kind, tensor, replaced) = (info.kind, meta.id, &mut pass.replaced);
+            let recorded = match (vector, &bounds) {
+                (Some((start, end)), _) => {
+                    map.look_up_and_record_range(start, end, kind, tensor, id, deps, replaced)
+                }
+                (None, Some(bounds)) => {
+                    map.look_up_and_record(bounds, kind, tensor, id, deps, replaced)
+                }
+                (None, None) => unreachable!(),
+            };
+            match recorded {
                 Some(inserted) => {
                     pass.recorded[pass.records] = (at as u8, inserted);
                     pass.records += 1;
