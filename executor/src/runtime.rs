@@ -457,6 +457,7 @@ impl Runtime {
     /// rt.synchronize_blocking();
     /// assert_eq!((rt.failed(ok.id()), rt.failed(bad.id())), (Some(false), Some(true)));
     /// ```
+    #[inline]
     pub fn failed(&self, id: TaskId) -> Option<bool> {
         let Some(slot) = self.shared.window.slots.get(id.index() as usize) else {
             return Some(false);

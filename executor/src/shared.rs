@@ -115,6 +115,7 @@ impl Shared {
 
     /// Makes a ready task runnable: on this runtime's worker thread it goes to the
     /// local queue, elsewhere to the injector; then a sleeping worker may be woken.
+    #[inline]
     pub(crate) fn schedule(&self, index: u32) {
         self.schedule_at(index, 0);
     }
@@ -482,6 +483,7 @@ impl Shared {
 
     /// Marks the start of a submission; `false` (and nothing to undo) when the runtime
     /// no longer accepts work. Pairs with `stop_submissions` (both SeqCst).
+    #[inline]
     pub(crate) fn begin_submit(&self) -> bool {
         self.submitters.fetch_add(1, Ordering::SeqCst);
         if self.lifecycle.load(Ordering::SeqCst) == lifecycle::OPEN {
@@ -492,6 +494,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(crate) fn end_submit(&self) {
         self.submitters.fetch_sub(1, Ordering::SeqCst);
     }

@@ -399,6 +399,7 @@ where
 ///
 /// # Panics
 /// If there are more.
+#[inline]
 fn checked_deps(deps: &mut DepList) -> &[TaskId] {
     let deps = deps.finish();
     assert!(
@@ -499,6 +500,7 @@ impl Runtime {
     /// assert_eq!(second.id(), id);
     /// assert_eq!(first.wait_blocking().unwrap() + second.wait_blocking().unwrap(), 42);
     /// ```
+    #[inline]
     pub fn try_reserve(&self) -> Option<Reservation<'_>> {
         let shared = &self.shared;
         if !shared.begin_submit() {
@@ -554,12 +556,14 @@ pub struct Reservation<'rt> {
 
 impl Reservation<'_> {
     /// The id the task will have.
+    #[inline]
     pub fn id(&self) -> TaskId {
         self.id
     }
 
     /// Whether [`Reservation::submit`] takes `deps`: at most [`MAX_DEPS`] distinct
     /// valid ids (more make it panic).
+    #[inline]
     pub fn deps_fit(deps: &[TaskId]) -> bool {
         if deps.len() <= MAX_DEPS {
             return true;

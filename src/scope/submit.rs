@@ -462,6 +462,33 @@ struct OnePass<'a> {
     replaced: Replaced,
 }
 
+impl<'a> OnePass<'a> {
+    /// D3's bookkeeping for an access of `meta` whose first and last elements have
+    /// the row-major keys `first` and `last`: whether it must be compared with the
+    /// task's earlier accesses of that tensor (only if it does not start after every
+    /// one of them ends, as in `check_access`); `None` when the table of tensors is
+    /// full.
+    #[inline(always)]
+    fn met(&mut self, meta: &'a TensorMeta, first: u128, last: u128) -> Option<bool> {
+        match self.seen[..self.tensors]
+            .iter_mut()
+            .find(|(m, _)| m.is_some_and(|m| std::ptr::eq(m, meta)))
+        {
+            Some((_, earlier)) => {
+                let compare = *earlier >= first;
+                *earlier = last.max(*earlier);
+                Some(compare)
+            }
+            None if self.tensors < FAST_TENSORS => {
+                self.seen[self.tensors] = (Some(meta), last);
+                self.tensors += 1;
+                Some(false)
+            }
+            None => None,
+        }
+    }
+}
+
 impl Default for OnePass<'_> {
     fn default() -> Self {
         OnePass {
@@ -631,60 +658,43 @@ impl<'p> Scope<'p> {
             if meta.tree != tree || (!auto && ordered) {
                 return Err(self.misplaced(info, task));
             }
+            let (kind, tensor) = (info.kind, meta.id);
             // A range of a vector, the most common access, is taken without a box:
             // its row-major keys are its first and last element.
-            let (vector, bounds) = match info.region.vector_range(&meta.shape) {
-                Some(range) => (Some(range), None),
-                None => match info.region.resolve_one(&meta.shape) {
-                    Ok(OneBox::One(bounds)) => (None, Some(bounds)),
+            let recorded = if let Some((start, end)) = info.region.vector_range(&meta.shape) {
+                match pass.met(meta, u128::from(start), u128::from(end - 1)) {
+                    Some(false) => {}
+                    Some(true) => {
+                        let bounds = Bounds::of_range((start, end));
+                        check_box_overlaps(info, task, &bounds, accesses, at)?;
+                    }
+                    None => return Ok(false),
+                }
+                if !(auto && ordered) {
+                    continue;
+                }
+                let map = meta.map.get(guard);
+                let replaced = &mut pass.replaced;
+                map.look_up_and_record_range(start, end, kind, tensor, id, deps, replaced)
+            } else {
+                let bounds = match info.region.resolve_one(&meta.shape) {
+                    Ok(OneBox::One(bounds)) => bounds,
                     // No element: it overlaps nothing, and the map has nothing to say.
                     Ok(OneBox::Empty) => continue,
                     Ok(OneBox::Many) => return Ok(false),
                     Err(problem) => return Err(region_error(info, task, problem)),
-                },
-            };
-            let (first, last) = match (vector, &bounds) {
-                (Some((start, end)), _) => (u128::from(start), u128::from(end - 1)),
-                (None, Some(bounds)) => (
-                    row_major(bounds.start),
-                    row_major(bounds.end.map(|e| e - 1)),
-                ),
-                (None, None) => unreachable!(),
-            };
-            // D3, as in `check_access`: only an access that does not start after
-            // every earlier one of its tensor ends is compared with them.
-            match pass.seen[..pass.tensors]
-                .iter_mut()
-                .find(|(m, _)| m.is_some_and(|m| std::ptr::eq(m, meta)))
-            {
-                Some((_, earlier)) => {
-                    if *earlier >= first {
-                        let bounds = bounds.unwrap_or_else(|| Bounds::of_range(vector.unwrap()));
-                        check_box_overlaps(info, task, &bounds, accesses, at)?;
-                    }
-                    *earlier = last.max(*earlier);
+                };
+                let last = row_major(bounds.end.map(|e| e - 1));
+                match pass.met(meta, row_major(bounds.start), last) {
+                    Some(false) => {}
+                    Some(true) => check_box_overlaps(info, task, &bounds, accesses, at)?,
+                    None => return Ok(false),
                 }
-                None if pass.tensors < FAST_TENSORS => {
-                    pass.seen[pass.tensors] = (Some(meta), last);
-                    pass.tensors += 1;
+                if !(auto && ordered) {
+                    continue;
                 }
-                None => return Ok(false),
-            }
-            if !(auto && ordered) {
-                continue;
-            }
-            // The accesses of one task are distinct boxes (D3), so distinct cells of
-            // a grid: none finds the record of another.
-            let map = meta.map.get(guard);
-            let (kind, tensor, replaced) = (info.kind, meta.id, &mut pass.replaced);
-            let recorded = match (vector, &bounds) {
-                (Some((start, end)), _) => {
-                    map.look_up_and_record_range(start, end, kind, tensor, id, deps, replaced)
-                }
-                (None, Some(bounds)) => {
-                    map.look_up_and_record(bounds, kind, tensor, id, deps, replaced)
-                }
-                (None, None) => unreachable!(),
+                let map = meta.map.get(guard);
+                map.look_up_and_record(&bounds, kind, tensor, id, deps, &mut pass.replaced)
             };
             match recorded {
                 Some(inserted) => {

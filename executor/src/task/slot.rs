@@ -237,6 +237,7 @@ impl Slot {
     }
 
     /// The current generation (the next task's, while the slot is free).
+    #[inline]
     pub(crate) fn generation(&self) -> u32 {
         (self.refs.load(Ordering::Acquire) >> 32) as u32
     }
@@ -247,6 +248,7 @@ impl Slot {
     }
 
     /// Publishes a freshly initialised task with `holders` holders (rule R2a).
+    #[inline]
     pub(crate) fn publish_holders(&self, generation: u32, holders: u32) {
         self.refs.store(
             ((generation as u64) << 32) | holders as u64,
@@ -336,6 +338,7 @@ impl Slot {
     ///
     /// # Safety
     /// Only the submitter of a freshly popped slot may call this (R1, R2).
+    #[inline]
     pub(crate) unsafe fn prepare_edges(&self, deps: usize) {
         if deps > INLINE_EDGES {
             // SAFETY: exclusive access per the caller's contract.
