@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::element::Element;
 use super::region::Region;
-use super::tensor::{TensorInner, TensorMeta};
+use super::tensor::{Keeper, TensorInner, TensorMeta};
 use super::view::{Geometry, View, ViewMut};
 
 mod sealed {
@@ -184,21 +184,21 @@ impl AccessInfo<'_> {
 /// An access as the task body owns it: the tensor kept alive, the region, the mode.
 ///
 /// The first access of each tensor among a task's accesses holds a strong count of
-/// the tensor (`counted`); the task's other accesses of that tensor rely on it,
-/// which is sound because a task's owned accesses are made, kept and dropped
-/// together (the contract of [`Accesses::to_owned`]). One count per tensor and task,
-/// not per access: each count is an atomic increment on the submitter and a
-/// decrement on the worker, on the same cache line.
+/// the tensor, from a batch ([`Keeper`]); the task's other accesses of that tensor
+/// rely on it, which is sound because a task's owned accesses are made, kept and
+/// dropped together (the contract of [`Accesses::to_owned`]).
 pub struct OwnedAccess<T: Element, M: Mode> {
-    /// From `Arc::into_raw` if `counted`, else `Arc::as_ptr`.
-    tensor: NonNull<TensorInner<T>>,
+    /// The batch this access holds a count of if `counted`, else the tensor (from
+    /// `Arc::as_ptr`).
+    at: NonNull<()>,
     region: Region,
     counted: bool,
-    mode: PhantomData<M>,
+    mode: PhantomData<(M, Arc<TensorInner<T>>)>,
 }
 
-// SAFETY: an `OwnedAccess` shares the tensor as an `Arc<TensorInner<T>>` does (its
-// own count or a sibling's, see above), and `TensorInner<T>` is `Send + Sync`.
+// SAFETY: an `OwnedAccess` shares the tensor as an `Arc<TensorInner<T>>` does (through
+// its own count or a sibling's, see above), and `TensorInner<T>` is `Send + Sync`;
+// giving back a count is an atomic operation that any thread may do.
 unsafe impl<T: Element, M: Mode> Send for OwnedAccess<T, M> {}
 // SAFETY: as above; `&OwnedAccess` gives shared access to the `TensorInner` only.
 unsafe impl<T: Element, M: Mode> Sync for OwnedAccess<T, M> {}
@@ -207,20 +207,25 @@ impl<T: Element, M: Mode> OwnedAccess<T, M> {
     /// The tensor.
     #[inline]
     fn inner(&self) -> &TensorInner<T> {
-        // SAFETY: the tensor's strong count is held by this access or by an earlier
-        // access of the same tensor made with it (`to_owned_in`'s `kept`), and the
-        // contract of `Accesses::to_owned` keeps that one alive while this one is.
-        unsafe { self.tensor.as_ref() }
+        if self.counted {
+            // SAFETY: this access holds one count of the batch, which keeps it alive.
+            unsafe { self.at.cast::<Keeper<T>>().as_ref() }.tensor()
+        } else {
+            // SAFETY: the tensor's strong count is held by an earlier access of the
+            // same tensor made with it (`to_owned_in`'s `kept`), and the contract of
+            // `Accesses::to_owned` keeps that one alive while this one is.
+            unsafe { self.at.cast::<TensorInner<T>>().as_ref() }
+        }
     }
 }
 
 impl<T: Element, M: Mode> Drop for OwnedAccess<T, M> {
     fn drop(&mut self) {
         if self.counted {
-            // SAFETY: `tensor` came from `Arc::into_raw` (as `counted` says), and this
-            // gives back the count it took, once. The accesses relying on it do not
+            // SAFETY: `at` is the batch this access holds one count of (as `counted`
+            // says); this gives it back, once. The accesses relying on it do not
             // touch the tensor when dropped.
-            drop(unsafe { Arc::from_raw(self.tensor.as_ptr()) });
+            unsafe { Keeper::give_back(self.at.cast::<Keeper<T>>(), 1) };
         }
     }
 }
@@ -318,16 +323,13 @@ impl<T: Element, M: Mode> Accesses for Access<'_, T, M> {
 
     unsafe fn to_owned_in(&self, kept: &mut Kept) -> OwnedAccess<T, M> {
         let counted = kept.first(Arc::as_ptr(self.tensor).cast());
-        let tensor = if counted {
-            Arc::into_raw(Arc::clone(self.tensor))
+        let at = if counted {
+            self.tensor.meta.keepers.take(self.tensor).cast()
         } else {
-            Arc::as_ptr(self.tensor)
+            NonNull::from(&**self.tensor).cast()
         };
         OwnedAccess {
-            tensor: NonNull::from(
-                // SAFETY: both pointers point into the live `Arc` we borrow.
-                unsafe { &*tensor },
-            ),
+            at,
             region: self.region,
             counted,
             mode: PhantomData,

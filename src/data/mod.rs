@@ -156,4 +156,4 @@ pub(crate) use access::AccessInfo;
 pub(crate) use checker::{CheckGuard, Checker};
 pub(crate) use dep_map::{CellHint, DepMap, DepSink, Replaced};
 pub(crate) use region::{Bounds, OneBox, RegionProblem, Shape, ShapeProblem};
-pub(crate) use tensor::{TensorInner, TensorMeta};
+pub(crate) use tensor::{Keepers, TensorInner, TensorMeta};

@@ -46,7 +46,7 @@ pub use submit::DataSubmit;
 
 use crate::data::{Checker, DepMap, Shape, ShapeProblem};
 use crate::data::{Element, Tensor};
-use crate::data::{TensorInner, TensorMeta};
+use crate::data::{Keepers, TensorInner, TensorMeta};
 use crate::error::DataError;
 use crate::graph::{Graph, GraphTensor};
 use crate::{HeldTasks, Runtime, Task, TaskId};
@@ -319,6 +319,7 @@ impl<'p> Scope<'p> {
             manual,
             map: TreeCell::new(self.tree.id, DepMap::default()),
             checker: Checker::default(),
+            keepers: Keepers::default(),
         };
         Tensor::new(TensorInner::new(meta, data))
     }
