@@ -1,7 +1,12 @@
 //! Submitting a data task: the [`DataSubmit`] builder, checking the declared
-//! accesses, and the submission protocol (lock, check and look up, submit, record;
-//! rules D1-D4 in [`crate::data`]). Lookups change the maps only once every check
-//! has passed, so a rejected submission leaves them as they were.
+//! accesses, and the submission protocol (rules D1-D4 in [`crate::data`]).
+//!
+//! Two paths, both under the tree's lock. The one pass
+//! ([`Scope::submit_in_one_pass`]) reserves the task's slot first, so that the task's
+//! id is known, and checks, looks up and records each access in one step; a
+//! rejection takes the records back. The general path checks every access, looks
+//! them up (lookups change the maps only once every check has passed), submits,
+//! then records. Either way a rejected submission leaves the maps as they were.
 
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
