@@ -184,9 +184,10 @@ impl AccessInfo<'_> {
 /// An access as the task body owns it: the tensor kept alive, the region, the mode.
 ///
 /// The first access of each tensor among a task's accesses holds a strong count of
-/// the tensor, from a batch (`Keeper` in `src/data/tensor.rs`); the task's other accesses of that tensor
-/// rely on it, which is sound because a task's owned accesses are made, kept and
-/// dropped together (the contract of [`Accesses::to_owned`]).
+/// the tensor, from a batch (`Keeper` in `src/data/tensor.rs`); the task's other
+/// accesses of that tensor rely on it, which is sound because a task's owned
+/// accesses are made, kept and dropped together (the contract of
+/// [`Accesses::to_owned`]).
 pub struct OwnedAccess<T: Element, M: Mode> {
     /// The batch this access holds a count of if `counted`, else the tensor (from
     /// `Arc::as_ptr`).
