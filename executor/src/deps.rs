@@ -32,6 +32,13 @@ impl DepList {
         }
     }
 
+    /// Adds each of `ids` ([`DepList::push`]).
+    pub(crate) fn extend(&mut self, ids: &[TaskId]) {
+        for &id in ids {
+            self.push(id);
+        }
+    }
+
     /// The distinct dependencies.
     pub(crate) fn finish(&mut self) -> &[TaskId] {
         if self.spilled.is_empty() {

@@ -410,6 +410,17 @@ fn checked_deps(deps: &mut DepList) -> &[TaskId] {
     deps
 }
 
+/// [`checked_deps`] of the ids `deps`, collected in `list` (nothing to collect when
+/// there are none, the common case).
+#[inline]
+fn checked_ids<'a>(deps: &'a [TaskId], list: &'a mut DepList) -> &'a [TaskId] {
+    if deps.is_empty() {
+        return deps;
+    }
+    list.extend(deps);
+    checked_deps(list)
+}
+
 /// A popped slot whose body is being made: if that panics, the slot goes back to the
 /// free list and the submitter's `begin_submit` mark ends (nothing was published).
 struct Unclaimed<'a> {
@@ -464,10 +475,7 @@ impl Runtime {
         let shared = &self.shared;
         // Checked before a slot is taken: a panic leaves nothing to give back.
         let mut list = DepList::default();
-        for &id in deps {
-            list.push(id);
-        }
-        let deps = checked_deps(&mut list);
+        let deps = checked_ids(deps, &mut list);
         if !shared.begin_submit() {
             return Some(Task::rejected(Arc::clone(shared), name.clone()));
         }
@@ -569,9 +577,7 @@ impl Reservation<'_> {
             return true;
         }
         let mut list = DepList::default();
-        for &id in deps {
-            list.push(id);
-        }
+        list.extend(deps);
         list.finish().len() <= MAX_DEPS
     }
 
@@ -595,10 +601,7 @@ impl Reservation<'_> {
     {
         let location = Location::caller();
         let mut list = DepList::default();
-        for &id in deps {
-            list.push(id);
-        }
-        let deps = checked_deps(&mut list);
+        let deps = checked_ids(deps, &mut list);
         // From here `launch` owns the slot (and gives it back should `make` panic).
         let this = std::mem::ManuallyDrop::new(self);
         let shared = &this.runtime.shared;
