@@ -17,12 +17,12 @@
 //! one of its entries is live: a page whose last entry is removed (retired by a
 //! write, or pruned by the map's cleanup) is freed at once. (A cleanup frees the
 //! pages it empties together, in one pass that moves the pages kept up over the
-//! gaps and corrects the index without hashing.) Freed pages are kept for reuse, up
-//! to as many as were in use just before (at least [`SPARE_PAGES`]): a cleanup frees
-//! about two pages of three, which the next submissions need again. So the store
-//! holds at most one page in use per live entry, and spares up to the most pages
-//! ever in use at once, plus [`SPARE_PAGES`]: at most twice the pages of its peak
-//! of live entries (a page per live entry in the worst case of scattered cells, one
+//! gaps and corrects the index without hashing.) Freed pages are kept for reuse,
+//! up to as many as were ever in use at once (at least [`SPARE_PAGES`]): a cleanup
+//! frees about two pages of three, which the next submissions need again. So the
+//! store holds at most one page in use per live entry, and spares up to the most
+//! pages ever in use at once, plus [`SPARE_PAGES`]: at most twice the pages of its
+//! peak of live entries (a page per live entry in the worst case of scattered cells, one
 //! per [`PAGE`] when they are dense). The map's cleanup bounds the live entries by
 //! the tasks in flight or held: memory is bounded by the task window, not by the
 //! number of tasks ever submitted.
@@ -133,8 +133,8 @@ pub(super) struct Cells {
     /// Page key to position in `pages`.
     index: HashMap<PageKey, u32, BuildHasherDefault<FxHasher>>,
     pages: Vec<Page>,
-    /// Freed pages (every entry empty), kept for reuse: at most as many as were
-    /// ever in use at once (at least [`SPARE_PAGES`]).
+    /// Freed pages (every entry empty), kept for reuse: at most
+    /// [`Cells::spare_room`].
     #[allow(
         clippy::vec_box,
         reason = "pages move between `pages` and here: a pointer, not 32 entries"
@@ -147,6 +147,8 @@ pub(super) struct Cells {
     missing: Option<PageKey>,
     /// Live entries.
     len: usize,
+    /// The most pages ever in use at once.
+    peak: usize,
 }
 
 impl Cells {
@@ -234,6 +236,7 @@ impl Cells {
         });
         self.index.insert(key, at as u32);
         self.last = Some((key, at as u32));
+        self.peak = self.peak.max(at + 1);
         // (Only `key` was found missing, or another page, which is still missing;
         // forgetting it is simplest.)
         self.missing = None;
@@ -363,7 +366,7 @@ impl Cells {
                 self.pages.swap(to as usize, from);
             }
         }
-        let room = Self::spare_room(self.pages.len());
+        let room = self.spare_room();
         let reused = room
             .saturating_sub(self.spare.len())
             .min(self.pages.len() - kept);
@@ -376,15 +379,16 @@ impl Cells {
         );
     }
 
-    /// Up to how many spare pages to keep when pages are freed that were among
-    /// `pages` in use: as many (at least [`SPARE_PAGES`]). A cleanup of the map frees
-    /// about two pages of three at once (it runs when the entries reach three times
-    /// what the last one left), and the submissions that follow need as many again;
-    /// and as the tasks in flight come and go in bursts, the spares are not given
-    /// back after a small cleanup, they are kept for the next burst.
+    /// Up to how many spare pages to keep: as many as were ever in use at once (at
+    /// least [`SPARE_PAGES`]). A cleanup of the map frees about two pages of three at
+    /// once (it runs when the entries reach three times what the last one left),
+    /// and the submissions that follow need as many again; and as the tasks in
+    /// flight come and go in bursts, the spares are kept for the next burst (a bound
+    /// that followed the pages in use would drop the pages freed after a burst while
+    /// the burst's spares are taken, one allocation and one free per page).
     #[inline]
-    fn spare_room(pages: usize) -> usize {
-        SPARE_PAGES.max(pages)
+    fn spare_room(&self) -> usize {
+        SPARE_PAGES.max(self.peak)
     }
 
     /// Gives memory back after a burst, without churning: shrinking to fit and
@@ -400,7 +404,7 @@ impl Cells {
 
     /// Frees the (empty) page at `at`.
     fn free_page(&mut self, at: usize) {
-        let room = Self::spare_room(self.pages.len());
+        let room = self.spare_room();
         let page = self.pages.swap_remove(at);
         self.index.remove(&page.key);
         if let Some(moved) = self.pages.get(at) {
@@ -454,6 +458,8 @@ mod tests {
         if let Some(key) = cells.missing {
             assert!(!cells.index.contains_key(&key));
         }
+        assert!(cells.spare.len() <= cells.spare_room());
+        assert!(cells.peak >= cells.pages.len());
         for spare in &cells.spare {
             assert!(spare.iter().all(|e| !e.is_live() && !e.readers.spilled()));
         }
@@ -695,6 +701,30 @@ mod tests {
         }
         assert!(cells.is_empty());
         assert!(cells.spare.len() <= 2_030);
+    }
+
+    #[test]
+    fn spares_of_a_burst_are_kept_through_small_cleanups() {
+        let rt = Runtime::builder().workers(1).build();
+        let (task, _held) = ids(&rt, 1);
+        let mut cells = Cells::default();
+        for i in 0..1_000 {
+            write(&mut cells, [0, 0, i, 0], task[0]);
+        }
+        cells.retain(|_, _| false);
+        assert_eq!(cells.spare.len(), 1_000);
+        // Small rounds take a few spares and give them back: none is dropped (and
+        // allocated again by the next round).
+        for round in 0..10u32 {
+            for i in 0..10 {
+                write(&mut cells, [1, round, i, 0], task[0]);
+            }
+            assert_eq!(cells.spare.len(), 990);
+            cells.retain(|k, _| k[2] >= 5);
+            cells.retain(|_, _| false);
+            check(&cells);
+            assert_eq!(cells.spare.len(), 1_000);
+        }
     }
 
     #[test]
