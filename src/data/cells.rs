@@ -284,41 +284,62 @@ impl Cells {
 
     /// Drops the tasks for which `done` returns `true` from every entry (as writer
     /// or reader), emptying the entries left with neither (freeing emptied pages).
-    /// Returns the live entries plus their readers left. `done` may be asked about
-    /// one task several times.
+    /// Returns the live entries plus their readers left.
     ///
     /// The map's cleanup: [`Cells::retain`] with its test inlined, and a short path
-    /// for the usual entry, a writer without readers.
+    /// for the usual entry, a writer without readers. A task's accesses are
+    /// recorded together, so consecutive entries often name the same task: the last
+    /// answer is remembered, and `done` is asked again only for another task.
     pub(super) fn drop_tasks(&mut self, mut done: impl FnMut(TaskId) -> bool) -> usize {
         let mut items = 0;
         let mut removed = 0;
+        let mut last = TaskId::INVALID;
+        let mut last_done = false;
+        let mut ask = |task: TaskId| {
+            if task != last {
+                last = task;
+                last_done = done(task);
+            }
+            last_done
+        };
         self.sweep(|page| {
+            let mut live = page.live;
             for entry in page.entries.iter_mut() {
                 if entry.readers.is_empty() {
                     if !entry.writer.is_valid() {
                         continue;
                     }
-                    if done(entry.writer) {
+                    if ask(entry.writer) {
                         entry.writer = TaskId::INVALID;
-                        page.live -= 1;
-                        removed += 1;
+                        live -= 1;
                     } else {
                         items += 1;
                     }
                     continue;
                 }
-                if entry.writer.is_valid() && done(entry.writer) {
+                if entry.writer.is_valid() && ask(entry.writer) {
                     entry.writer = TaskId::INVALID;
                 }
-                entry.readers.retain(|reader| !done(*reader));
+                // `SmallVec::retain`, inlined (so that `ask` stays in registers).
+                let readers = entry.readers.as_mut_slice();
+                let mut kept = 0;
+                for at in 0..readers.len() {
+                    let reader = readers[at];
+                    if !ask(reader) {
+                        readers[kept] = reader;
+                        kept += 1;
+                    }
+                }
+                entry.readers.truncate(kept);
                 if entry.is_live() {
-                    items += 1 + entry.readers.len();
+                    items += 1 + kept;
                 } else {
                     entry.clear();
-                    page.live -= 1;
-                    removed += 1;
+                    live -= 1;
                 }
             }
+            removed += (page.live - live) as usize;
+            page.live = live;
         });
         self.len -= removed;
         items

@@ -293,21 +293,14 @@ impl DepMap {
     /// One look at each task's slot ([`Runtime::failed`]) tells running (keep),
     /// completed or long gone (drop), and failed with its slot still held (keep, so
     /// that later accesses fail with it deterministically; dropped once its slot is
-    /// reclaimed). A task's accesses are recorded together, so consecutive entries
-    /// often name the same task: the last answer is remembered (a task seen running
-    /// may finish meanwhile; a later cleanup prunes it).
+    /// reclaimed). Consecutive entries of one task ask once
+    /// ([`Cells::drop_tasks`]); a task seen running may finish meanwhile, a later
+    /// cleanup prunes it.
     #[inline(never)]
     fn cleanup(&mut self, rt: &Runtime) {
         let mut items = 0;
-        let mut last = (TaskId::INVALID, false);
-        let mut prune = |task: TaskId| {
-            if task != last.0 {
-                last = (task, rt.failed(task) == Some(false));
-            }
-            last.1
-        };
         for grid in &mut self.grids {
-            items += grid.cells.drop_tasks(&mut prune);
+            items += grid.cells.drop_tasks(|task| rt.failed(task) == Some(false));
         }
         // Emptied grids go, except a sole one: the next accesses are most likely of
         // its shape again, and it keeps its spare pages for them (an access of
