@@ -78,6 +78,46 @@ impl Entry {
     }
 }
 
+/// [`Cells::drop_tasks`] for an entry with readers, out of line (the usual entry
+/// has none): takes and returns the last task asked about and its answer, and
+/// returns the live items the entry leaves, or `None` if it is emptied.
+#[inline(never)]
+fn drop_readers(
+    entry: &mut Entry,
+    mut last: TaskId,
+    mut last_done: bool,
+    done: &mut impl FnMut(TaskId) -> bool,
+) -> (TaskId, bool, Option<usize>) {
+    let mut ask = |task: TaskId| {
+        if task != last {
+            last = task;
+            last_done = done(task);
+        }
+        last_done
+    };
+    if entry.writer.is_valid() && ask(entry.writer) {
+        entry.writer = TaskId::INVALID;
+    }
+    // `SmallVec::retain`, inlined.
+    let readers = entry.readers.as_mut_slice();
+    let mut kept = 0;
+    for at in 0..readers.len() {
+        let reader = readers[at];
+        if !ask(reader) {
+            readers[kept] = reader;
+            kept += 1;
+        }
+    }
+    entry.readers.truncate(kept);
+    let left = if entry.is_live() {
+        Some(1 + kept)
+    } else {
+        entry.clear();
+        None
+    };
+    (last, last_done, left)
+}
+
 /// Where a cell lives: its page's key and its offset in the page.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Cell {
@@ -295,47 +335,33 @@ impl Cells {
         let mut removed = 0;
         let mut last = TaskId::INVALID;
         let mut last_done = false;
-        let mut ask = |task: TaskId| {
-            if task != last {
-                last = task;
-                last_done = done(task);
-            }
-            last_done
-        };
         self.sweep(|page| {
             let mut live = page.live;
             for entry in page.entries.iter_mut() {
-                if entry.readers.is_empty() {
-                    if !entry.writer.is_valid() {
-                        continue;
-                    }
-                    if ask(entry.writer) {
-                        entry.writer = TaskId::INVALID;
-                        live -= 1;
-                    } else {
-                        items += 1;
+                if !entry.readers.is_empty() {
+                    // Out of line, so that the loop keeps its registers for the
+                    // usual entry (the memo travels by value).
+                    let left;
+                    (last, last_done, left) = drop_readers(entry, last, last_done, &mut done);
+                    match left {
+                        Some(left) => items += left,
+                        None => live -= 1,
                     }
                     continue;
                 }
-                if entry.writer.is_valid() && ask(entry.writer) {
+                let writer = entry.writer;
+                if !writer.is_valid() {
+                    continue;
+                }
+                if writer != last {
+                    last = writer;
+                    last_done = done(writer);
+                }
+                if last_done {
                     entry.writer = TaskId::INVALID;
-                }
-                // `SmallVec::retain`, inlined (so that `ask` stays in registers).
-                let readers = entry.readers.as_mut_slice();
-                let mut kept = 0;
-                for at in 0..readers.len() {
-                    let reader = readers[at];
-                    if !ask(reader) {
-                        readers[kept] = reader;
-                        kept += 1;
-                    }
-                }
-                entry.readers.truncate(kept);
-                if entry.is_live() {
-                    items += 1 + kept;
-                } else {
-                    entry.clear();
                     live -= 1;
+                } else {
+                    items += 1;
                 }
             }
             removed += (page.live - live) as usize;
