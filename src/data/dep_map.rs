@@ -28,12 +28,14 @@
 //!   left undecided today.
 //! - Cleanup: when the entries and readers exceed three times what was left after
 //!   the last cleanup, finished tasks are dropped from them and empty entries
-//!   removed. (What is left is mostly tasks still running, which every cleanup looks
-//!   at again: three rather than two halves those second looks.) A task
-//!   that *failed* stays while its slot is held (by its scope), so later accesses
-//!   deterministically fail with it. The map's size is therefore bounded by the
-//!   tasks in flight or held, not by the tasks ever submitted (and the pages of a
-//!   grid by its live entries, see [`cells`](super::cells)).
+//!   removed, and emptied grids (a sole grid stays, empty, with its spare pages,
+//!   until an access of another shape removes it). (What is left is mostly tasks
+//!   still running, which every cleanup looks at again: three rather than two
+//!   halves those second looks.) A task that *failed* stays while its slot is held
+//!   (by its scope), so later accesses deterministically fail with it. The map's
+//!   size is therefore bounded by the tasks in flight or held, not by the tasks ever
+//!   submitted (and the pages of a grid by its live entries, see
+//!   [`cells`](super::cells)).
 
 use std::hash::Hasher;
 
@@ -433,38 +435,24 @@ impl DepMap {
     /// One look at each task's slot ([`Runtime::failed`]) tells running (keep),
     /// completed or long gone (drop), and failed with its slot still held (keep, so
     /// that later accesses fail with it deterministically; dropped once its slot is
-    /// reclaimed). A task's accesses are recorded together, so consecutive entries
-    /// often name the same task: the last answer is remembered (a task seen running
-    /// may finish meanwhile; a later cleanup prunes it).
+    /// reclaimed). Consecutive entries of one task ask once
+    /// ([`Cells::drop_tasks`]); a task seen running may finish meanwhile, a later
+    /// cleanup prunes it.
     #[inline(never)]
     fn cleanup(&mut self, rt: &Runtime) {
         let mut items = 0;
-        let mut last = (TaskId::INVALID, false);
-        let mut prune = |task: TaskId| {
-            if task != last.0 {
-                last = (task, rt.failed(task) == Some(false));
-            }
-            last.1
-        };
         for grid in &mut self.grids {
-            grid.cells.retain(|_, entry| {
-                if entry.writer.is_valid() && prune(entry.writer) {
-                    entry.writer = TaskId::INVALID;
-                }
-                if !entry.readers.is_empty() {
-                    entry.readers.retain(|reader| !prune(*reader));
-                }
-                let live = entry.is_live();
-                if live {
-                    items += 1 + entry.readers.len();
-                }
-                live
-            });
+            items += grid.cells.drop_tasks(|task| rt.failed(task) == Some(false));
         }
+        // Emptied grids go, except a sole one: the next accesses are most likely of
+        // its shape again, and it keeps its spare pages for them (an access of
+        // another shape removes it, in `lookup_in_every_grid`).
         let grids = self.grids.len();
-        self.grids.retain(|grid| !grid.cells.is_empty());
-        if self.grids.len() != grids {
-            self.epoch = self.epoch.wrapping_add(1);
+        if grids > 1 {
+            self.grids.retain(|grid| !grid.cells.is_empty());
+            if self.grids.len() != grids {
+                self.epoch = self.epoch.wrapping_add(1);
+            }
         }
         self.items = items;
         self.cleanup_at = (3 * items).max(MIN_CLEANUP);
@@ -852,6 +840,50 @@ mod tests {
             peak = peak.max(map.items());
         }
         assert!(peak <= 4 * 1024, "the map grew to {peak} items");
+    }
+
+    #[test]
+    fn a_sole_grid_emptied_by_a_cleanup_stays_until_another_shape_comes() {
+        let rt = Runtime::builder().workers(1).build();
+        let shape = Shape::new(&[1024]).unwrap();
+        let mut map = DepMap::default();
+        let mut cleaned = false;
+        for i in 0..(2 * MIN_CLEANUP) {
+            let task = rt.task(|| ()).submit_blocking();
+            let id = task.id();
+            task.wait_blocking().unwrap();
+            let b = bounds(&shape, Region::range(i..i + 1));
+            deps(&mut map, &b, AccessKind::Write);
+            map.record(&b, AccessKind::Write, id, &rt);
+            if map.items() == 0 {
+                cleaned = true;
+                break;
+            }
+        }
+        assert!(cleaned, "a cleanup drops finished tasks");
+        // Every entry went, the grid stayed (with its spare pages).
+        assert_eq!(map.grids.len(), 1);
+        assert!(map.grids[0].cells.is_empty());
+        let cell = bounds(&shape, Region::range(3..4));
+        let mut sink = DepSink::new(false);
+        let hint = map
+            .lookup_cell(&cell, AccessKind::Read, 0, &mut sink)
+            .unwrap()
+            .unwrap();
+        assert!(sink.ids.is_empty());
+        // An access of another shape removes it.
+        let pair = bounds(&shape, Region::range(4..6));
+        assert!(deps(&mut map, &pair, AccessKind::Write).is_empty());
+        assert!(map.grids.is_empty());
+        let task = rt.task(|| ()).submit_blocking();
+        assert!(!map.record_cell(hint, AccessKind::Read, task.id(), &rt));
+        map.record(&pair, AccessKind::Write, task.id(), &rt);
+        assert_eq!(map.grids.len(), 1);
+        assert_eq!(
+            deps(&mut map, &pair, AccessKind::Read),
+            [(task.id(), DepKind::Raw)]
+        );
+        task.wait_blocking().unwrap();
     }
 
     #[test]
