@@ -569,8 +569,8 @@ impl Reservation<'_> {
         self.id
     }
 
-    /// Whether [`Reservation::submit`] takes `deps`: at most [`MAX_DEPS`] distinct
-    /// valid ids (more make it panic).
+    /// Whether [`Reservation::submit`] takes `deps`: at most 2^20 distinct valid ids
+    /// (more make it panic).
     #[inline]
     pub fn deps_fit(deps: &[TaskId]) -> bool {
         if deps.len() <= MAX_DEPS {
@@ -585,8 +585,8 @@ impl Reservation<'_> {
     /// [`Runtime::try_submit_now`] does; its id is [`Reservation::id`].
     ///
     /// # Panics
-    /// If `deps` has more than [`MAX_DEPS`] distinct ids (see
-    /// [`Reservation::deps_fit`]); the slot is given back.
+    /// If `deps` has more than 2^20 distinct ids (see [`Reservation::deps_fit`]); the
+    /// slot is given back.
     #[track_caller]
     pub fn submit<F, T, E>(
         self,
@@ -626,6 +626,44 @@ mod tests {
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     use super::*;
+
+    #[test]
+    fn a_dropped_reservation_gives_its_slot_back() {
+        let rt = Runtime::builder().workers(1).window(2).build();
+        let a = rt.try_reserve().expect("a free slot");
+        let b = rt.try_reserve().expect("a free slot");
+        assert!(rt.try_reserve().is_none(), "the window is full");
+        let id = a.id();
+        drop(a);
+        let c = rt.try_reserve().expect("the slot came back");
+        assert_eq!(c.id(), id, "never used: the same generation");
+        let first = c.submit(&[], &None, || || Ok::<u32, Infallible>(5));
+        assert_eq!(first.id(), id);
+        let second = b.submit(&[first.id()], &None, || || Ok::<u32, Infallible>(6));
+        assert_eq!(
+            first.wait_blocking().unwrap() + second.wait_blocking().unwrap(),
+            11
+        );
+        // A reservation with too many dependencies panics and gives its slot back.
+        let deps: Vec<TaskId> = (0..=MAX_DEPS as u32).map(|i| TaskId::new(i, 0)).collect();
+        assert!(!Reservation::deps_fit(&deps));
+        let reserved = rt.try_reserve().expect("a free slot");
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            reserved.submit(&deps, &None, || || Ok::<(), Infallible>(()))
+        }));
+        assert!(panicked.is_err());
+        let last = rt.try_submit_now(&[], &None, || || Ok::<u32, Infallible>(7));
+        assert_eq!(last.expect("a free slot").wait_blocking().unwrap(), 7);
+        let stopping = rt.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            stopping.block_on(stopping.shutdown());
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("shutdown waits for a reservation the panic left open");
+    }
 
     #[test]
     fn too_many_dependencies_panic_before_a_slot_is_taken() {
