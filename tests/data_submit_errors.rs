@@ -357,3 +357,40 @@ fn a_task_the_one_pass_path_does_not_take_is_submitted_whole() {
         task.wait_blocking().unwrap();
     }
 }
+
+#[test]
+fn tasks_of_many_accesses_and_tensors_take_the_fast_paths_whole() {
+    // More accesses and tensors than the fast paths keep inline: their lists move to
+    // the heap, and a rejection at the last access still takes every record back.
+    let rt = Runtime::builder().workers(2).build();
+    let scope = Scope::new(&rt, "s");
+    scope.record_graph();
+    let tensors: Vec<_> = (0..6)
+        .map(|i| scope.zeros::<u8>(format!("t{i}"), [8]))
+        .collect();
+    // Twenty elements over six tensors, each tensor's out of order (so D3 compares).
+    let writes = |tag: usize| -> Vec<_> {
+        (0..20)
+            .map(|k| {
+                let at = (k + tag) % 8;
+                tensors[k % 6].write(at..at + 1)
+            })
+            .collect()
+    };
+    let first = scope.task(writes(0), |_| ()).submit_blocking().unwrap();
+    let mut rejected = writes(1);
+    rejected.push(tensors[0].write(1..2)); // the first access's region again
+    let error = scope.task(rejected, |_| ()).submit_blocking().unwrap_err();
+    assert!(
+        matches!(error, DataError::DuplicateAccess { .. }),
+        "{error:?}"
+    );
+    let second = scope.task(writes(0), |_| ()).submit_blocking().unwrap();
+    assert_eq!(producers(&scope, second.id()), [first.id()]);
+    let readers: Vec<_> = tensors.iter().map(|t| t.read(..)).collect();
+    let last = scope.task(readers, |_| ()).submit_blocking().unwrap();
+    assert_eq!(producers(&scope, last.id()), [second.id()]);
+    for task in [first, second, last] {
+        task.wait_blocking().unwrap();
+    }
+}

@@ -446,64 +446,45 @@ where
     }
 }
 
-/// The most accesses the fast path of [`Scope::check_and_look_up`] takes (more go
-/// through the general path).
-const FAST_ACCESSES: usize = 8;
+/// Accesses (and records) the fast paths keep without allocating; a task with more
+/// takes the same paths with its lists on the heap.
+const INLINE_ACCESSES: usize = 16;
 
-/// The most distinct tensors the fast path takes in one task.
-const FAST_TENSORS: usize = 4;
+/// The tensors of a task met so far by a fast path, each with the last element (as
+/// a [`row_major`] key) of its boxes so far: D3's bookkeeping.
+#[derive(Default)]
+struct Seen<'a>(SmallVec<[(&'a TensorMeta, u128); 4]>);
 
-/// The state of [`Scope::submit_in_one_pass`]: the tensors met (for D3) and the
-/// records made (for taking them back).
-struct OnePass<'a> {
-    /// Per tensor met so far, the last element (as a [`row_major`] key) of its
-    /// boxes so far.
-    seen: [(Option<&'a TensorMeta>, u128); FAST_TENSORS],
-    tensors: usize,
-    /// The accesses recorded, in order: their position and whether the record made
-    /// a new entry.
-    recorded: [(u8, bool); FAST_ACCESSES],
-    records: usize,
-    replaced: Replaced,
-}
-
-impl<'a> OnePass<'a> {
-    /// D3's bookkeeping for an access of `meta` whose first and last elements have
-    /// the row-major keys `first` and `last`: whether it must be compared with the
-    /// task's earlier accesses of that tensor (only if it does not start after every
-    /// one of them ends, as in `check_access`); `None` when the table of tensors is
-    /// full.
+impl<'a> Seen<'a> {
+    /// Notes an access of `meta` whose first and last elements have the row-major
+    /// keys `first` and `last`; returns whether it must be compared with the task's
+    /// earlier accesses of that tensor (only if it does not start after every one
+    /// of them ends, as in `check_access`).
     #[inline(always)]
-    fn met(&mut self, meta: &'a TensorMeta, first: u128, last: u128) -> Option<bool> {
-        match self.seen[..self.tensors]
-            .iter_mut()
-            .find(|(m, _)| m.is_some_and(|m| std::ptr::eq(m, meta)))
-        {
+    fn met(&mut self, meta: &'a TensorMeta, first: u128, last: u128) -> bool {
+        match self.0.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
             Some((_, earlier)) => {
                 let compare = *earlier >= first;
                 *earlier = last.max(*earlier);
-                Some(compare)
+                compare
             }
-            None if self.tensors < FAST_TENSORS => {
-                self.seen[self.tensors] = (Some(meta), last);
-                self.tensors += 1;
-                Some(false)
+            None => {
+                self.0.push((meta, last));
+                false
             }
-            None => None,
         }
     }
 }
 
-impl Default for OnePass<'_> {
-    fn default() -> Self {
-        OnePass {
-            seen: [(None, 0); FAST_TENSORS],
-            tensors: 0,
-            recorded: [(0, false); FAST_ACCESSES],
-            records: 0,
-            replaced: Replaced::new(),
-        }
-    }
+/// The state of [`Scope::submit_in_one_pass`]: the tensors met (for D3) and the
+/// records made (for taking them back).
+#[derive(Default)]
+struct OnePass<'a> {
+    seen: Seen<'a>,
+    /// The accesses recorded, in order: their position and whether the record made
+    /// a new entry.
+    recorded: SmallVec<[(u32, bool); INLINE_ACCESSES]>,
+    replaced: Replaced,
 }
 
 /// What [`Scope::check_and_look_up`] leaves for [`Scope::record`]: on its fast path,
@@ -512,7 +493,7 @@ impl Default for OnePass<'_> {
 /// `record` resolves every access).
 struct Hints<'a> {
     fast: bool,
-    records: SmallVec<[Record<'a>; FAST_ACCESSES]>,
+    records: SmallVec<[Record<'a>; INLINE_ACCESSES]>,
 }
 
 impl Hints<'_> {
@@ -579,7 +560,7 @@ impl<'p> Scope<'p> {
     /// first, and give the slot back: then the maps are as they were, the error is
     /// returned or `Ok(None)` sends the caller to the general path. `Ok(None)` too
     /// when no slot is free now (or the runtime is shutting down), when the body
-    /// cannot be made in a reserved slot, or past [`FAST_ACCESSES`] accesses.
+    /// cannot be made in a reserved slot.
     ///
     /// Cleanups run only after the task is made, so that the maps' cells stay where
     /// the records found them until then.
@@ -594,11 +575,8 @@ impl<'p> Scope<'p> {
         if !B::SPAWNS_RESERVED {
             return Ok(None);
         }
-        let mut infos = SmallVec::<[AccessInfo<'a>; FAST_ACCESSES]>::new();
+        let mut infos = SmallVec::<[AccessInfo<'a>; INLINE_ACCESSES]>::new();
         accesses.for_each(&mut |info| infos.push(info));
-        if infos.spilled() {
-            return Ok(None);
-        }
         let rt = &self.tree.rt;
         let Some(reserved) = rt.try_reserve() else {
             return Ok(None);
@@ -615,7 +593,7 @@ impl<'p> Scope<'p> {
             &mut pass,
         );
         if !matches!(outcome, Ok(true)) || !Reservation::deps_fit(&deps.ids) {
-            for &(at, inserted) in pass.recorded[..pass.records].iter().rev() {
+            for &(at, inserted) in pass.recorded.iter().rev() {
                 let info = infos[at as usize];
                 let bounds = match info.region.resolve_one(&info.meta.shape) {
                     Ok(OneBox::One(bounds)) => bounds,
@@ -630,10 +608,8 @@ impl<'p> Scope<'p> {
         }
         let body = body.take().expect("the body is made once");
         let made = body.spawn_reserved(reserved, accesses, task, &deps.ids);
-        for (meta, _) in &pass.seen[..pass.tensors] {
-            if let Some(meta) = meta {
-                meta.map.get(guard).clean_up_if_due(rt);
-            }
+        for &(meta, _) in &pass.seen.0 {
+            meta.map.get(guard).clean_up_if_due(rt);
         }
         Ok(Some(made))
     }
@@ -667,13 +643,9 @@ impl<'p> Scope<'p> {
             // A range of a vector, the most common access, is taken without a box:
             // its row-major keys are its first and last element.
             let recorded = if let Some((start, end)) = info.region.vector_range(&meta.shape) {
-                match pass.met(meta, u128::from(start), u128::from(end - 1)) {
-                    Some(false) => {}
-                    Some(true) => {
-                        let bounds = Bounds::of_range((start, end));
-                        check_box_overlaps(info, task, &bounds, accesses, at)?;
-                    }
-                    None => return Ok(false),
+                if pass.seen.met(meta, u128::from(start), u128::from(end - 1)) {
+                    let bounds = Bounds::of_range((start, end));
+                    check_box_overlaps(info, task, &bounds, accesses, at)?;
                 }
                 if !(auto && ordered) {
                     continue;
@@ -690,10 +662,8 @@ impl<'p> Scope<'p> {
                     Err(problem) => return Err(region_error(info, task, problem)),
                 };
                 let last = row_major(bounds.end.map(|e| e - 1));
-                match pass.met(meta, row_major(bounds.start), last) {
-                    Some(false) => {}
-                    Some(true) => check_box_overlaps(info, task, &bounds, accesses, at)?,
-                    None => return Ok(false),
+                if pass.seen.met(meta, row_major(bounds.start), last) {
+                    check_box_overlaps(info, task, &bounds, accesses, at)?;
                 }
                 if !(auto && ordered) {
                     continue;
@@ -703,8 +673,7 @@ impl<'p> Scope<'p> {
             };
             match recorded {
                 Some(inserted) => {
-                    pass.recorded[pass.records] = (at as u8, inserted);
-                    pass.records += 1;
+                    pass.recorded.push((at as u32, inserted));
                 }
                 None => return Ok(false),
             }
@@ -731,15 +700,9 @@ impl<'p> Scope<'p> {
         deps: &mut DepSink,
         hints: &mut Hints<'a>,
     ) -> Result<bool, DataError> {
-        let mut infos = SmallVec::<[AccessInfo<'a>; FAST_ACCESSES]>::new();
+        let mut infos = SmallVec::<[AccessInfo<'a>; INLINE_ACCESSES]>::new();
         accesses.for_each(&mut |info| infos.push(info));
-        if infos.spilled() {
-            return Ok(false);
-        }
-        // D3: per tensor met so far, the last element (as a `row_major` key) of its
-        // boxes so far.
-        let mut seen = [(std::ptr::null::<TensorMeta>(), 0u128); FAST_TENSORS];
-        let mut tensors = 0;
+        let mut seen = Seen::default();
         for (at, &info) in infos.iter().enumerate() {
             let meta = info.meta;
             if self.refuses(&info) {
@@ -755,24 +718,10 @@ impl<'p> Scope<'p> {
                     Err(problem) => return Err(region_error(info, task, problem)),
                 },
             };
-            // D3, as in `check_access`: only an access that does not start after
-            // every earlier one of its tensor ends is compared with them.
+            // D3, as in `check_access`.
             let last = row_major(bounds.end.map(|e| e - 1));
-            match seen[..tensors]
-                .iter_mut()
-                .find(|(m, _)| std::ptr::eq(*m, meta))
-            {
-                Some((_, earlier)) => {
-                    if *earlier >= row_major(bounds.start) {
-                        check_box_overlaps(info, task, &bounds, accesses, at)?;
-                    }
-                    *earlier = last.max(*earlier);
-                }
-                None if tensors < FAST_TENSORS => {
-                    seen[tensors] = (meta, last);
-                    tensors += 1;
-                }
-                None => return Ok(false),
+            if seen.met(meta, row_major(bounds.start), last) {
+                check_box_overlaps(info, task, &bounds, accesses, at)?;
             }
             if !self.tracks(&info) {
                 continue;
