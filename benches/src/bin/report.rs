@@ -4,7 +4,7 @@
 //! `target/bench-report.json`.
 //!
 //! ```text
-//! cargo run --profile perf -p taskweave-benches --bin report -- \
+//! cargo run --release -p taskweave-benches --bin report -- \
 //!     [--quick] [--only NAME,PREFIX,..] [--rounds N] [--threads T] [--timeout SECS]
 //! ```
 //!
