@@ -654,6 +654,12 @@ mod tests {
         assert!(panicked.is_err());
         let last = rt.try_submit_now(&[], &None, || || Ok::<u32, Infallible>(7));
         assert_eq!(last.expect("a free slot").wait_blocking().unwrap(), 7);
+        shuts_down_within_20_s(&rt, "a reservation the panic left open");
+    }
+
+    /// Fails if `rt.shutdown()` takes more than 20 s (it would wait forever for a
+    /// submission `left` open).
+    fn shuts_down_within_20_s(rt: &Runtime, left: &str) {
         let stopping = rt.clone();
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -662,7 +668,7 @@ mod tests {
         });
         finished
             .recv_timeout(std::time::Duration::from_secs(20))
-            .expect("shutdown waits for a reservation the panic left open");
+            .unwrap_or_else(|_| panic!("shutdown waits for {left}"));
     }
 
     #[test]
@@ -682,14 +688,6 @@ mod tests {
             3
         );
         // ...and no submission was left open: shutdown would wait for it forever.
-        let (done, finished) = std::sync::mpsc::channel();
-        let stopping = rt.clone();
-        std::thread::spawn(move || {
-            stopping.block_on(stopping.shutdown());
-            let _ = done.send(());
-        });
-        finished
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .expect("shutdown waits for a submission the panic left open");
+        shuts_down_within_20_s(&rt, "a submission the panic left open");
     }
 }
