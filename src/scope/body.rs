@@ -46,21 +46,26 @@ pub trait TaskBody<O: OwnedAccesses>: sealed::Body + Send + 'static {
     ) -> impl Future<Output = Task<Self::Output>> + Send + 'r;
     #[doc(hidden)]
     /// Submits at once if the task window has a free slot, making the body (with
-    /// the owned form of `accesses`) in the task's slot
-    /// ([`Runtime::try_submit_now`]); `Err(self)` when every slot is taken (then
-    /// [`TaskBody::spawn`] waits for one). Closure bodies do this; async ones always
-    /// go through `spawn`.
+    /// the owned form of `accesses`) in the task's slot ([`Runtime::try_reserve`],
+    /// then [`TaskBody::spawn_reserved`]); `Err(self)` when no slot is free now or
+    /// the body cannot be made in one (async bodies): then [`TaskBody::spawn`] waits.
     fn spawn_now<A: Accesses<Owned = O>>(
         self,
-        _rt: &Runtime,
-        _accesses: &A,
-        _name: &Option<Cow<'static, str>>,
-        _deps: &[TaskId],
+        rt: &Runtime,
+        accesses: &A,
+        name: &Option<Cow<'static, str>>,
+        deps: &[TaskId],
     ) -> Result<Task<Self::Output>, Self>
     where
         Self: Sized,
     {
-        Err(self)
+        if !Self::SPAWNS_RESERVED {
+            return Err(self);
+        }
+        match rt.try_reserve() {
+            Some(reserved) => Ok(self.spawn_reserved(reserved, accesses, name, deps)),
+            None => Err(self),
+        }
     }
     #[doc(hidden)]
     /// Whether the body can be made in a reserved slot ([`TaskBody::spawn_reserved`]).
@@ -109,39 +114,9 @@ where
     submit_with!(rt.try_task(run), name, deps)
 }
 
-/// [`TaskBody::spawn_now`] of a closure body: `make_run(owned accesses, body)` makes
-/// the task's closure in its slot, and must keep the owned accesses whole (see
-/// [`Accesses::to_owned`]); `rebuild(body)` gives the body back when the window is
-/// full.
-fn spawn_closure_now<A, B, R, T, Body>(
-    rt: &Runtime,
-    accesses: &A,
-    name: &Option<Cow<'static, str>>,
-    deps: &[TaskId],
-    body: B,
-    make_run: impl FnOnce(A::Owned, B) -> R,
-    rebuild: impl FnOnce(B) -> Body,
-) -> Result<Task<T>, Body>
-where
-    A: Accesses,
-    R: FnOnce() -> Result<T, BoxError> + Send + 'static,
-    T: Send + 'static,
-{
-    let mut body = Some(body);
-    let made = rt.try_submit_now(deps, name, || {
-        let body = body.take().expect("made once");
-        // SAFETY: `make_run` (`run_sync` and the like) moves the owned accesses whole
-        // into the task's closure, which keeps them together until it drops them.
-        make_run(unsafe { accesses.to_owned() }, body)
-    });
-    match made {
-        Some(task) => Ok(task),
-        None => Err(rebuild(body.take().expect("not made"))),
-    }
-}
-
 /// [`TaskBody::spawn_reserved`] of a closure body: `make_run(owned accesses, parts)`
-/// makes the task's closure in the reserved slot, as for [`spawn_closure_now`].
+/// makes the task's closure in the reserved slot, and must keep the owned accesses
+/// whole (see [`Accesses::to_owned`]).
 fn spawn_closure_reserved<A, P, R, T>(
     reserved: Reservation<'_>,
     accesses: &A,
@@ -218,17 +193,6 @@ where
         spawn_closure(rt, run_sync(accesses, self.0), name, deps)
     }
 
-    fn spawn_now<A: Accesses<Owned = O>>(
-        self,
-        rt: &Runtime,
-        accesses: &A,
-        name: &Option<Cow<'static, str>>,
-        deps: &[TaskId],
-    ) -> Result<Task<T>, Self> {
-        let rebuild = |body| SyncBody(body, PhantomData);
-        spawn_closure_now(rt, accesses, name, deps, self.0, run_sync, rebuild)
-    }
-
     const SPAWNS_RESERVED: bool = true;
 
     fn spawn_reserved<A: Accesses<Owned = O>>(
@@ -272,17 +236,6 @@ where
         deps: &[TaskId],
     ) -> impl Future<Output = Task<T>> + Send + 'r {
         spawn_closure(rt, run_try_sync(accesses, self.0), name, deps)
-    }
-
-    fn spawn_now<A: Accesses<Owned = O>>(
-        self,
-        rt: &Runtime,
-        accesses: &A,
-        name: &Option<Cow<'static, str>>,
-        deps: &[TaskId],
-    ) -> Result<Task<T>, Self> {
-        let rebuild = |body| TrySyncBody(body, PhantomData);
-        spawn_closure_now(rt, accesses, name, deps, self.0, run_try_sync, rebuild)
     }
 
     const SPAWNS_RESERVED: bool = true;
@@ -391,26 +344,6 @@ where
     ) -> impl Future<Output = Task<T>> + Send + 'r {
         let DataflowBody(inputs, body, _) = self;
         spawn_closure(rt, run_dataflow(accesses, (inputs, body)), name, deps)
-    }
-
-    fn spawn_now<A: Accesses<Owned = O>>(
-        self,
-        rt: &Runtime,
-        accesses: &A,
-        name: &Option<Cow<'static, str>>,
-        deps: &[TaskId],
-    ) -> Result<Task<T>, Self> {
-        let DataflowBody(inputs, body, _) = self;
-        let rebuild = |(inputs, body)| DataflowBody(inputs, body, PhantomData);
-        spawn_closure_now(
-            rt,
-            accesses,
-            name,
-            deps,
-            (inputs, body),
-            run_dataflow,
-            rebuild,
-        )
     }
 
     const SPAWNS_RESERVED: bool = true;
