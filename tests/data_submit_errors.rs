@@ -394,3 +394,42 @@ fn tasks_of_many_accesses_and_tensors_take_the_fast_paths_whole() {
         task.wait_blocking().unwrap();
     }
 }
+
+#[test]
+fn tasks_of_more_accesses_than_the_one_pass_takes_take_the_general_path() {
+    // The one pass takes at most 64 accesses; a task of more is checked, looked up
+    // and recorded by the general path, with the same dependencies and errors.
+    let rt = Runtime::builder().workers(2).build();
+    let scope = Scope::new(&rt, "s");
+    scope.record_graph();
+    let v = scope.zeros::<u32>("v", [100]);
+    let w = scope.zeros::<u32>("w", [1]);
+    let all = || -> Vec<_> { (0..100).map(|k| v.write(k..k + 1)).collect() };
+    let first = scope
+        .task(all(), |views| {
+            for (k, mut view) in views.into_iter().enumerate() {
+                view[[0]] = k as u32 + 1;
+            }
+        })
+        .submit_blocking()
+        .unwrap();
+    let mut rejected = all();
+    rejected.push(v.write(98..100)); // overlaps two writes of the same task
+    let error = scope.task(rejected, |_| ()).submit_blocking().unwrap_err();
+    assert!(
+        matches!(error, DataError::OverlappingAccesses { .. }),
+        "{error:?}"
+    );
+    // The rejection left the map as it was: the next reader depends on `first` only.
+    let reader = scope
+        .task((v.read(..), w.write(..)), |(v, mut w)| {
+            w[[0]] = v.as_slice().unwrap().iter().sum();
+        })
+        .submit_blocking()
+        .unwrap();
+    assert_eq!(producers(&scope, reader.id()), [first.id()]);
+    first.wait_blocking().unwrap();
+    reader.wait_blocking().unwrap();
+    let sum = scope.read_blocking(&w, ..).unwrap()[0];
+    assert_eq!(sum, (1..=100).sum::<u32>());
+}

@@ -7,6 +7,7 @@
 //! them, or `()`. Its body receives the views in the same shape.
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -433,10 +434,20 @@ impl<A: Accesses, const N: usize> Accesses for [A; N] {
         }
     }
 
+    #[inline]
     unsafe fn to_owned_in(&self, kept: &mut Kept) -> [A::Owned; N] {
-        // SAFETY: forwarded; the elements are part of the result.
-        self.each_ref()
-            .map(|access| unsafe { access.to_owned_in(kept) })
+        // Element by element into the result, which the compiler can then build in
+        // its final place (`array::map` builds a copy first). Should one of them
+        // panic, those made before leak (their tensors are kept alive): no harm.
+        let mut owned = MaybeUninit::<[A::Owned; N]>::uninit();
+        let first = owned.as_mut_ptr().cast::<A::Owned>();
+        for (i, access) in self.iter().enumerate() {
+            // SAFETY: `i < N`, so the element is inside `owned`; the access's own
+            // contract is forwarded, and its result is part of ours.
+            unsafe { first.add(i).write(access.to_owned_in(kept)) };
+        }
+        // SAFETY: the loop wrote all `N` elements.
+        unsafe { owned.assume_init() }
     }
 }
 

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::pin::Pin;
 
@@ -315,12 +316,14 @@ where
         self,
         noted: Option<&mut Vec<TaskId>>,
     ) -> Result<Task<B::Output>, DataError> {
+        // Fields taken by reference where they stay put: moving the accesses out
+        // would copy them (hundreds of bytes for a few accesses).
         let DataSubmit {
             scope,
-            accesses,
+            ref accesses,
             body,
-            name,
-            after,
+            ref name,
+            ref after,
         } = self;
         let tree = &*scope.tree;
         // D1: from here to the end, this submission is the only one of the tree.
@@ -329,21 +332,21 @@ where
         // The dependencies: explicit ones, typed inputs, then the derived ones.
         let mut deps = DepSink::new(recording);
         if !after.is_empty() {
-            deps.ids.extend_from_slice(&after);
+            deps.ids.extend_from_slice(after);
         }
         body.for_each_input(&mut |id| deps.ids.push(id));
         let given = deps.ids.len();
         let mut body = Some(body);
         let task =
-            match scope.submit_in_one_pass(&accesses, &mut body, &name, &mut guard, &mut deps)? {
+            match scope.submit_in_one_pass(accesses, &mut body, name, &mut guard, &mut deps)? {
                 // Recorded as it was looked up.
                 Some(task) => task,
                 None => {
                     let body = body.take().expect("the body is made once");
                     let mut hints = Hints::new();
-                    scope.check_and_look_up(&accesses, &name, &mut guard, &mut deps, &mut hints)?;
+                    scope.check_and_look_up(accesses, name, &mut guard, &mut deps, &mut hints)?;
                     // Made in its slot when the window has room (no copy of a large body).
-                    let task = match body.spawn_now(&tree.rt, &accesses, &name, &deps.ids) {
+                    let task = match body.spawn_now(&tree.rt, accesses, name, &deps.ids) {
                         Ok(task) => task,
                         Err(body) => {
                             // SAFETY: the owned accesses go whole into the task body, which
@@ -355,7 +358,7 @@ where
                     if task.id().is_valid() {
                         // D2: record the accesses before any later submission can look
                         // them up.
-                        scope.record(&accesses, &hints, task.id(), &mut guard);
+                        scope.record(accesses, &hints, task.id(), &mut guard);
                     }
                     task
                 }
@@ -371,7 +374,7 @@ where
         scope.hold(&mut guard, &task);
         if recording {
             let explicit = after.len();
-            record_task(scope, id, &name, &deps, explicit, given);
+            record_task(scope, id, name, &deps, explicit, given);
         }
         drop(guard);
         Ok(task)
@@ -450,10 +453,56 @@ where
 /// takes the same paths with its lists on the heap.
 const INLINE_ACCESSES: usize = 16;
 
+/// The most accesses [`Scope::submit_in_one_pass`] takes (a task with more takes
+/// the general path): it notes what it recorded in bit masks.
+const ONE_PASS_ACCESSES: usize = 64;
+
+/// The accesses of a task gathered for the one pass, at most [`ONE_PASS_ACCESSES`]:
+/// a plain array, so that reading them costs no check of where they are kept.
+struct Gathered<'a> {
+    infos: [MaybeUninit<AccessInfo<'a>>; ONE_PASS_ACCESSES],
+    /// How many of `infos` are set (the first `len`).
+    len: usize,
+    /// More accesses than fit were offered.
+    overflowed: bool,
+}
+
+impl<'a> Gathered<'a> {
+    #[inline(always)]
+    fn of<A: Accesses>(accesses: &'a A) -> Self {
+        let mut gathered = Gathered {
+            infos: [const { MaybeUninit::uninit() }; ONE_PASS_ACCESSES],
+            len: 0,
+            overflowed: false,
+        };
+        accesses.for_each(&mut |info| match gathered.infos.get_mut(gathered.len) {
+            Some(slot) => {
+                slot.write(info);
+                gathered.len += 1;
+            }
+            None => gathered.overflowed = true,
+        });
+        gathered
+    }
+
+    /// The accesses gathered, in declaration order.
+    #[inline(always)]
+    fn as_slice(&self) -> &[AccessInfo<'a>] {
+        let set = &self.infos[..self.len];
+        // SAFETY: the first `len` elements were written (`of`), and `MaybeUninit<T>`
+        // has the layout of `T`.
+        unsafe { &*(set as *const [MaybeUninit<AccessInfo<'a>>] as *const [AccessInfo<'a>]) }
+    }
+}
+
 /// The tensors of a task met so far by a fast path, each with the last element (as
-/// a [`row_major`] key) of its boxes so far: D3's bookkeeping.
+/// a [`row_major`] key) of its boxes so far: D3's bookkeeping. The first few in a
+/// plain array (a task rarely has more), the others on the heap.
 #[derive(Default)]
-struct Seen<'a>(SmallVec<[(&'a TensorMeta, u128); 4]>);
+struct Seen<'a> {
+    first: [Option<(&'a TensorMeta, u128)>; 4],
+    more: Vec<(&'a TensorMeta, u128)>,
+}
 
 impl<'a> Seen<'a> {
     /// Notes an access of `meta` whose first and last elements have the row-major
@@ -462,17 +511,48 @@ impl<'a> Seen<'a> {
     /// of them ends, as in `check_access`).
     #[inline(always)]
     fn met(&mut self, meta: &'a TensorMeta, first: u128, last: u128) -> bool {
-        match self.0.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
-            Some((_, earlier)) => {
-                let compare = *earlier >= first;
-                *earlier = last.max(*earlier);
-                compare
+        let note = |earlier: &mut u128| {
+            let compare = *earlier >= first;
+            *earlier = last.max(*earlier);
+            compare
+        };
+        for slot in &mut self.first {
+            match slot {
+                Some((m, earlier)) if std::ptr::eq(*m, meta) => return note(earlier),
+                Some(_) => {}
+                None => {
+                    *slot = Some((meta, last));
+                    return false;
+                }
             }
+        }
+        self.met_beyond(meta, last, note)
+    }
+
+    /// [`Seen::met`] once the array is full.
+    #[cold]
+    fn met_beyond(
+        &mut self,
+        meta: &'a TensorMeta,
+        last: u128,
+        note: impl FnOnce(&mut u128) -> bool,
+    ) -> bool {
+        match self.more.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
+            Some((_, earlier)) => note(earlier),
             None => {
-                self.0.push((meta, last));
+                self.more.push((meta, last));
                 false
             }
         }
+    }
+
+    /// The tensors met, each once.
+    fn tensors(&self) -> impl Iterator<Item = &'a TensorMeta> + '_ {
+        let first = self
+            .first
+            .iter()
+            .map_while(|slot| slot.map(|(meta, _)| meta));
+        first.chain(self.more.iter().map(|&(meta, _)| meta))
     }
 }
 
@@ -481,9 +561,11 @@ impl<'a> Seen<'a> {
 #[derive(Default)]
 struct OnePass<'a> {
     seen: Seen<'a>,
-    /// The accesses recorded, in order: their position and whether the record made
-    /// a new entry.
-    recorded: SmallVec<[(u32, bool); INLINE_ACCESSES]>,
+    /// The accesses recorded (bit `at` for access `at`; the pass takes at most
+    /// [`ONE_PASS_ACCESSES`]).
+    recorded: u64,
+    /// Those of them whose record made a new entry.
+    inserted: u64,
     replaced: Replaced,
 }
 
@@ -551,7 +633,7 @@ impl<'p> Scope<'p> {
     }
 
     /// The one-pass submission, the fast path of every closure task whose accesses
-    /// are few and simple: with a slot reserved first (so the task's id is known),
+    /// are few (at most [`ONE_PASS_ACCESSES`]) and simple: with a slot reserved first (so the task's id is known),
     /// each access is checked, looked up and recorded in one step
     /// ([`DepMap::look_up_and_record`]), then the task is made in its slot with the
     /// dependencies found. A check that fails, an access the step does not take (a
@@ -564,9 +646,9 @@ impl<'p> Scope<'p> {
     ///
     /// Cleanups run only after the task is made, so that the maps' cells stay where
     /// the records found them until then.
-    fn submit_in_one_pass<'a, A: Accesses, B: TaskBody<A::Owned>>(
+    fn submit_in_one_pass<A: Accesses, B: TaskBody<A::Owned>>(
         &self,
-        accesses: &'a A,
+        accesses: &A,
         body: &mut Option<B>,
         task: &Option<Cow<'static, str>>,
         guard: &mut TreeGuard<'_>,
@@ -575,25 +657,26 @@ impl<'p> Scope<'p> {
         if !B::SPAWNS_RESERVED {
             return Ok(None);
         }
-        let mut infos = SmallVec::<[AccessInfo<'a>; INLINE_ACCESSES]>::new();
-        accesses.for_each(&mut |info| infos.push(info));
+        let gathered = Gathered::of(accesses);
+        if gathered.overflowed {
+            return Ok(None);
+        }
+        let infos = gathered.as_slice();
         let rt = &self.tree.rt;
         let Some(reserved) = rt.try_reserve() else {
             return Ok(None);
         };
         let given = deps.ids.len();
         let mut pass = OnePass::default();
-        let outcome = self.check_and_record(
-            &infos,
-            accesses,
-            task,
-            guard,
-            deps,
-            reserved.id(),
-            &mut pass,
-        );
+        let outcome =
+            self.check_and_record(infos, accesses, task, guard, deps, reserved.id(), &mut pass);
         if !matches!(outcome, Ok(true)) || !Reservation::deps_fit(&deps.ids) {
-            for &(at, inserted) in pass.recorded.iter().rev() {
+            let mut left = pass.recorded;
+            while left != 0 {
+                // Newest first.
+                let at = 63 - left.leading_zeros();
+                left &= !(1 << at);
+                let inserted = pass.inserted & (1 << at) != 0;
                 let info = infos[at as usize];
                 let bounds = match info.region.resolve_one(&info.meta.shape) {
                     Ok(OneBox::One(bounds)) => bounds,
@@ -608,7 +691,7 @@ impl<'p> Scope<'p> {
         }
         let body = body.take().expect("the body is made once");
         let made = body.spawn_reserved(reserved, accesses, task, &deps.ids);
-        for &(meta, _) in &pass.seen.0 {
+        for meta in pass.seen.tensors() {
             meta.map.get(guard).clean_up_if_due(rt);
         }
         Ok(Some(made))
@@ -673,7 +756,8 @@ impl<'p> Scope<'p> {
             };
             match recorded {
                 Some(inserted) => {
-                    pass.recorded.push((at as u32, inserted));
+                    pass.recorded |= 1 << at;
+                    pass.inserted |= u64::from(inserted) << at;
                 }
                 None => return Ok(false),
             }
