@@ -124,6 +124,18 @@ impl HeldTasks {
         true
     }
 
+    /// Whether these holds are on tasks of the runtime `shared`.
+    pub(crate) fn is_of(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+
+    /// Notes the hold of task `id`, a task of this runtime published with one holder
+    /// more for it ([`Reservation::submit_held`](crate::Reservation::submit_held)).
+    #[inline]
+    pub(crate) fn push_held(&mut self, id: TaskId) {
+        self.ids.push(id);
+    }
+
     /// The held tasks' ids, in the order they were held.
     pub fn ids(&self) -> &[TaskId] {
         &self.ids

@@ -485,7 +485,7 @@ impl Runtime {
         };
         // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
         // keeps the runtime from cancelling before the task is published.
-        let id = unsafe { launch_closure(shared, index, make, name, location, deps) };
+        let id = unsafe { launch_closure(shared, index, make, name, location, deps, 2) };
         Some(Task::new(Arc::clone(shared), id))
     }
 
@@ -532,6 +532,7 @@ impl Runtime {
 /// # Safety
 /// As [`launch`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments, reason = "launch's, minus the deadline")]
 unsafe fn launch_closure<F, T, E>(
     shared: &Arc<Shared>,
     index: u32,
@@ -539,6 +540,7 @@ unsafe fn launch_closure<F, T, E>(
     name: &Option<Cow<'static, str>>,
     location: &'static Location<'static>,
     deps: &[TaskId],
+    holders: u32,
 ) -> TaskId
 where
     F: FnOnce() -> Result<T, E> + Send + 'static,
@@ -550,7 +552,18 @@ where
         FnBody::new(move || body().map_err(Into::into))
     };
     // SAFETY: forwarded to the caller.
-    unsafe { launch(shared, index, body, name.clone(), None, location, deps, 2) }
+    unsafe {
+        launch(
+            shared,
+            index,
+            body,
+            name.clone(),
+            None,
+            location,
+            deps,
+            holders,
+        )
+    }
 }
 
 /// A task slot taken by [`Runtime::try_reserve`] for a closure task made later with
@@ -600,6 +613,57 @@ impl Reservation<'_> {
         E: Into<BoxError>,
     {
         let location = Location::caller();
+        // Execution and handle.
+        self.launch(deps, name, make, location, 2)
+    }
+
+    /// [`Reservation::submit`], also holding the task's slot in `held` as
+    /// [`HeldTasks::hold`](crate::HeldTasks::hold) would, with the hold counted
+    /// when the task is published rather than by a second atomic operation on the
+    /// slot (which a worker may already be running).
+    ///
+    /// # Panics
+    /// As [`Reservation::submit`], and if `held` is of another runtime (then the slot
+    /// is given back).
+    #[track_caller]
+    pub fn submit_held<F, T, E>(
+        self,
+        deps: &[TaskId],
+        name: &Option<Cow<'static, str>>,
+        held: &mut crate::HeldTasks,
+        make: impl FnOnce() -> F,
+    ) -> Task<T>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        let location = Location::caller();
+        assert!(
+            held.is_of(&self.runtime.shared),
+            "taskweave: Reservation::submit_held with the HeldTasks of another runtime"
+        );
+        // Execution, handle and the hold.
+        let task = self.launch(deps, name, make, location, 3);
+        held.push_held(task.id());
+        task
+    }
+
+    /// Makes and publishes the task with `holders` holders.
+    #[inline(always)]
+    fn launch<F, T, E>(
+        self,
+        deps: &[TaskId],
+        name: &Option<Cow<'static, str>>,
+        make: impl FnOnce() -> F,
+        location: &'static Location<'static>,
+        holders: u32,
+    ) -> Task<T>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
         let mut list = DepList::default();
         let deps = checked_ids(deps, &mut list);
         // From here `launch` owns the slot (and gives it back should `make` panic).
@@ -607,7 +671,7 @@ impl Reservation<'_> {
         let shared = &this.runtime.shared;
         // SAFETY: the reservation popped `index` from the free list (R1) and holds
         // the `begin_submit` mark, which `launch` ends; `this` is not dropped.
-        let id = unsafe { launch_closure(shared, this.index, make, name, location, deps) };
+        let id = unsafe { launch_closure(shared, this.index, make, name, location, deps, holders) };
         debug_assert_eq!(id, this.id);
         Task::new(Arc::clone(shared), id)
     }
@@ -669,6 +733,45 @@ mod tests {
         finished
             .recv_timeout(std::time::Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("shutdown waits for {left}"));
+    }
+
+    #[test]
+    fn a_task_submitted_held_keeps_its_slot_until_the_hold_is_released() {
+        let rt = Runtime::builder().workers(1).window(2).build();
+        let mut held = crate::HeldTasks::new(&rt);
+        let reserved = rt.try_reserve().expect("a free slot");
+        let task = reserved.submit_held(&[], &None, &mut held, || || Err::<u32, _>("held failure"));
+        let id = task.id();
+        assert_eq!(held.ids(), [id]);
+        assert!(task.wait_blocking().is_err());
+        // Finished and its handle gone, the task keeps its slot and its outcome.
+        rt.synchronize_blocking();
+        assert_eq!(rt.failed(id), Some(true));
+        let other = rt.try_reserve().expect("the other slot");
+        assert!(rt.try_reserve().is_none(), "the held slot is not free");
+        drop(other);
+        // Released, the slot comes back (once a worker or this thread reclaims it).
+        held.release();
+        let mut both = Vec::new();
+        while both.len() < 2 {
+            match rt.try_reserve() {
+                Some(reserved) => both.push(reserved),
+                None => std::thread::yield_now(),
+            }
+        }
+        drop(both);
+        // The holds of another runtime are refused, and the slot goes back.
+        let elsewhere = Runtime::builder().workers(1).build();
+        let mut foreign = crate::HeldTasks::new(&elsewhere);
+        let reserved = rt.try_reserve().expect("a free slot");
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            reserved.submit_held(&[], &None, &mut foreign, || || Ok::<(), Infallible>(()))
+        }));
+        assert!(panicked.is_err());
+        assert!(foreign.is_empty());
+        let last = rt.try_submit_now(&[], &None, || || Ok::<u32, Infallible>(3));
+        assert_eq!(last.expect("a free slot").wait_blocking().unwrap(), 3);
+        shuts_down_within_20_s(&rt, "a reservation the panic left open");
     }
 
     #[test]

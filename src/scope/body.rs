@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use crate::data::{Accesses, CheckGuard, OwnedAccesses};
-use crate::{Inputs, Reservation, Runtime, Task, TaskId};
+use crate::{HeldTasks, Inputs, Reservation, Runtime, Task, TaskId};
 
 /// The error a fallible body returns, boxed (what [`TaskError::Failed`](crate::TaskError::Failed) carries).
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,6 +55,7 @@ pub trait TaskBody<O: OwnedAccesses>: sealed::Body + Send + 'static {
         accesses: &A,
         name: &Option<Cow<'static, str>>,
         deps: &[TaskId],
+        held: &mut HeldTasks,
     ) -> Result<Task<Self::Output>, Self>
     where
         Self: Sized,
@@ -63,7 +64,7 @@ pub trait TaskBody<O: OwnedAccesses>: sealed::Body + Send + 'static {
             return Err(self);
         }
         match rt.try_reserve() {
-            Some(reserved) => Ok(self.spawn_reserved(reserved, accesses, name, deps)),
+            Some(reserved) => Ok(self.spawn_reserved(reserved, accesses, name, deps, held)),
             None => Err(self),
         }
     }
@@ -72,14 +73,15 @@ pub trait TaskBody<O: OwnedAccesses>: sealed::Body + Send + 'static {
     const SPAWNS_RESERVED: bool = false;
     #[doc(hidden)]
     /// Makes the body (with the owned form of `accesses`) in the slot of `reserved`
-    /// and submits it ([`Reservation::submit`]). Only called when
-    /// [`TaskBody::SPAWNS_RESERVED`].
+    /// and submits it, held in `held` ([`Reservation::submit_held`]). Only called
+    /// when [`TaskBody::SPAWNS_RESERVED`].
     fn spawn_reserved<A: Accesses<Owned = O>>(
         self,
         _reserved: Reservation<'_>,
         _accesses: &A,
         _name: &Option<Cow<'static, str>>,
         _deps: &[TaskId],
+        _held: &mut HeldTasks,
     ) -> Task<Self::Output>
     where
         Self: Sized,
@@ -122,6 +124,7 @@ fn spawn_closure_reserved<A, P, R, T>(
     accesses: &A,
     name: &Option<Cow<'static, str>>,
     deps: &[TaskId],
+    held: &mut HeldTasks,
     parts: P,
     make_run: impl FnOnce(A::Owned, P) -> R,
 ) -> Task<T>
@@ -130,7 +133,7 @@ where
     R: FnOnce() -> Result<T, BoxError> + Send + 'static,
     T: Send + 'static,
 {
-    reserved.submit(deps, name, || {
+    reserved.submit_held(deps, name, held, || {
         // SAFETY: `make_run` (`run_sync` and the like) moves the owned accesses whole
         // into the task's closure, which keeps them together until it drops them.
         make_run(unsafe { accesses.to_owned() }, parts)
@@ -201,8 +204,9 @@ where
         accesses: &A,
         name: &Option<Cow<'static, str>>,
         deps: &[TaskId],
+        held: &mut HeldTasks,
     ) -> Task<T> {
-        spawn_closure_reserved(reserved, accesses, name, deps, self.0, run_sync)
+        spawn_closure_reserved(reserved, accesses, name, deps, held, self.0, run_sync)
     }
 }
 
@@ -246,8 +250,9 @@ where
         accesses: &A,
         name: &Option<Cow<'static, str>>,
         deps: &[TaskId],
+        held: &mut HeldTasks,
     ) -> Task<T> {
-        spawn_closure_reserved(reserved, accesses, name, deps, self.0, run_try_sync)
+        spawn_closure_reserved(reserved, accesses, name, deps, held, self.0, run_try_sync)
     }
 }
 
@@ -354,9 +359,11 @@ where
         accesses: &A,
         name: &Option<Cow<'static, str>>,
         deps: &[TaskId],
+        held: &mut HeldTasks,
     ) -> Task<T> {
         let DataflowBody(inputs, body, _) = self;
-        spawn_closure_reserved(reserved, accesses, name, deps, (inputs, body), run_dataflow)
+        let parts = (inputs, body);
+        spawn_closure_reserved(reserved, accesses, name, deps, held, parts, run_dataflow)
     }
 }
 

@@ -341,12 +341,18 @@ impl<'p> Scope<'p> {
 
     /// Holds `task`'s slot until the scope ends.
     fn hold<T: Send + 'static>(&self, guard: &mut TreeGuard<'_>, task: &Task<T>) {
-        let held = self.held.get(guard);
-        if !held.hold(task) {
-            return;
+        if self.held.get(guard).hold(task) {
+            self.note_held(guard);
         }
+    }
+
+    /// Counts a hold just added to `held` (by [`Scope::hold`], or by a submission
+    /// that made the task held, [`Reservation::submit_held`](crate::Reservation::submit_held)).
+    #[inline]
+    fn note_held(&self, guard: &mut TreeGuard<'_>) {
+        let held = self.held.get(guard).len();
         // Only submissions (serialised by the lock) and `drop` change it.
-        self.held_count.store(held.len(), Ordering::Relaxed);
+        self.held_count.store(held, Ordering::Relaxed);
         self.tree.held.fetch_add(1, Ordering::Relaxed);
     }
 }

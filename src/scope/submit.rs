@@ -337,6 +337,8 @@ where
         body.for_each_input(&mut |id| deps.ids.push(id));
         let given = deps.ids.len();
         let mut body = Some(body);
+        // Whether the scope holds the task's slot already (made in a reserved slot).
+        let mut held = true;
         let task =
             match scope.submit_in_one_pass(accesses, &mut body, name, &mut guard, &mut deps)? {
                 // Recorded as it was looked up.
@@ -346,12 +348,14 @@ where
                     let mut hints = Hints::new();
                     scope.check_and_look_up(accesses, name, &mut guard, &mut deps, &mut hints)?;
                     // Made in its slot when the window has room (no copy of a large body).
-                    let task = match body.spawn_now(&tree.rt, accesses, name, &deps.ids) {
+                    let holds = scope.held.get(&mut guard);
+                    let task = match body.spawn_now(&tree.rt, accesses, name, &deps.ids, holds) {
                         Ok(task) => task,
                         Err(body) => {
                             // SAFETY: the owned accesses go whole into the task body, which
                             // keeps them together until it drops them.
                             let owned = unsafe { accesses.to_owned() };
+                            held = false;
                             body.spawn(&tree.rt, owned, name.clone(), &deps.ids).await
                         }
                     };
@@ -371,7 +375,11 @@ where
             // Rejected: the runtime is shutting down and nothing will run again.
             return Ok(task);
         }
-        scope.hold(&mut guard, &task);
+        if held {
+            scope.note_held(&mut guard);
+        } else {
+            scope.hold(&mut guard, &task);
+        }
         if recording {
             let explicit = after.len();
             record_task(scope, id, name, &deps, explicit, given);
@@ -690,7 +698,8 @@ impl<'p> Scope<'p> {
             return outcome.map(|_| None);
         }
         let body = body.take().expect("the body is made once");
-        let made = body.spawn_reserved(reserved, accesses, task, &deps.ids);
+        let holds = self.held.get(guard);
+        let made = body.spawn_reserved(reserved, accesses, task, &deps.ids, holds);
         for meta in pass.seen.tensors() {
             meta.map.get(guard).clean_up_if_due(rt);
         }
