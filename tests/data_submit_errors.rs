@@ -396,9 +396,10 @@ fn tasks_of_many_accesses_and_tensors_take_the_fast_paths_whole() {
 }
 
 #[test]
-fn tasks_of_more_accesses_than_the_one_pass_takes_take_the_general_path() {
-    // The one pass takes at most 64 accesses; a task of more is checked, looked up
-    // and recorded by the general path, with the same dependencies and errors.
+fn a_task_of_a_hundred_accesses_is_checked_recorded_and_taken_back_whole() {
+    // A hundred accesses: the one pass keeps its lists on the heap, a rejection at
+    // the last access takes all hundred records back, and the task's dependencies
+    // and views are those of its accesses.
     let rt = Runtime::builder().workers(2).build();
     let scope = Scope::new(&rt, "s");
     scope.record_graph();

@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::pin::Pin;
 
@@ -461,56 +460,10 @@ where
 /// takes the same paths with its lists on the heap.
 const INLINE_ACCESSES: usize = 16;
 
-/// The most accesses [`Scope::submit_in_one_pass`] takes (a task with more takes
-/// the general path): it notes what it recorded in bit masks.
-const ONE_PASS_ACCESSES: usize = 64;
-
-/// The accesses of a task gathered for the one pass, at most [`ONE_PASS_ACCESSES`]:
-/// a plain array, so that reading them costs no check of where they are kept.
-struct Gathered<'a> {
-    infos: [MaybeUninit<AccessInfo<'a>>; ONE_PASS_ACCESSES],
-    /// How many of `infos` are set (the first `len`).
-    len: usize,
-    /// More accesses than fit were offered.
-    overflowed: bool,
-}
-
-impl<'a> Gathered<'a> {
-    #[inline(always)]
-    fn of<A: Accesses>(accesses: &'a A) -> Self {
-        let mut gathered = Gathered {
-            infos: [const { MaybeUninit::uninit() }; ONE_PASS_ACCESSES],
-            len: 0,
-            overflowed: false,
-        };
-        accesses.for_each(&mut |info| match gathered.infos.get_mut(gathered.len) {
-            Some(slot) => {
-                slot.write(info);
-                gathered.len += 1;
-            }
-            None => gathered.overflowed = true,
-        });
-        gathered
-    }
-
-    /// The accesses gathered, in declaration order.
-    #[inline(always)]
-    fn as_slice(&self) -> &[AccessInfo<'a>] {
-        let set = &self.infos[..self.len];
-        // SAFETY: the first `len` elements were written (`of`), and `MaybeUninit<T>`
-        // has the layout of `T`.
-        unsafe { &*(set as *const [MaybeUninit<AccessInfo<'a>>] as *const [AccessInfo<'a>]) }
-    }
-}
-
 /// The tensors of a task met so far by a fast path, each with the last element (as
-/// a [`row_major`] key) of its boxes so far: D3's bookkeeping. The first few in a
-/// plain array (a task rarely has more), the others on the heap.
+/// a [`row_major`] key) of its boxes so far: D3's bookkeeping.
 #[derive(Default)]
-struct Seen<'a> {
-    first: [Option<(&'a TensorMeta, u128)>; 4],
-    more: Vec<(&'a TensorMeta, u128)>,
-}
+struct Seen<'a>(SmallVec<[(&'a TensorMeta, u128); 4]>);
 
 impl<'a> Seen<'a> {
     /// Notes an access of `meta` whose first and last elements have the row-major
@@ -519,48 +472,17 @@ impl<'a> Seen<'a> {
     /// of them ends, as in `check_access`).
     #[inline(always)]
     fn met(&mut self, meta: &'a TensorMeta, first: u128, last: u128) -> bool {
-        let note = |earlier: &mut u128| {
-            let compare = *earlier >= first;
-            *earlier = last.max(*earlier);
-            compare
-        };
-        for slot in &mut self.first {
-            match slot {
-                Some((m, earlier)) if std::ptr::eq(*m, meta) => return note(earlier),
-                Some(_) => {}
-                None => {
-                    *slot = Some((meta, last));
-                    return false;
-                }
+        match self.0.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
+            Some((_, earlier)) => {
+                let compare = *earlier >= first;
+                *earlier = last.max(*earlier);
+                compare
             }
-        }
-        self.met_beyond(meta, last, note)
-    }
-
-    /// [`Seen::met`] once the array is full.
-    #[cold]
-    fn met_beyond(
-        &mut self,
-        meta: &'a TensorMeta,
-        last: u128,
-        note: impl FnOnce(&mut u128) -> bool,
-    ) -> bool {
-        match self.more.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
-            Some((_, earlier)) => note(earlier),
             None => {
-                self.more.push((meta, last));
+                self.0.push((meta, last));
                 false
             }
         }
-    }
-
-    /// The tensors met, each once.
-    fn tensors(&self) -> impl Iterator<Item = &'a TensorMeta> + '_ {
-        let first = self
-            .first
-            .iter()
-            .map_while(|slot| slot.map(|(meta, _)| meta));
-        first.chain(self.more.iter().map(|&(meta, _)| meta))
     }
 }
 
@@ -569,11 +491,9 @@ impl<'a> Seen<'a> {
 #[derive(Default)]
 struct OnePass<'a> {
     seen: Seen<'a>,
-    /// The accesses recorded (bit `at` for access `at`; the pass takes at most
-    /// [`ONE_PASS_ACCESSES`]).
-    recorded: u64,
-    /// Those of them whose record made a new entry.
-    inserted: u64,
+    /// The accesses recorded, in order: their position and whether the record made
+    /// a new entry.
+    recorded: SmallVec<[(u32, bool); INLINE_ACCESSES]>,
     replaced: Replaced,
 }
 
@@ -641,7 +561,7 @@ impl<'p> Scope<'p> {
     }
 
     /// The one-pass submission, the fast path of every closure task whose accesses
-    /// are few (at most [`ONE_PASS_ACCESSES`]) and simple: with a slot reserved first (so the task's id is known),
+    /// are few and simple: with a slot reserved first (so the task's id is known),
     /// each access is checked, looked up and recorded in one step
     /// ([`DepMap::look_up_and_record`]), then the task is made in its slot with the
     /// dependencies found. A check that fails, an access the step does not take (a
@@ -665,26 +585,25 @@ impl<'p> Scope<'p> {
         if !B::SPAWNS_RESERVED {
             return Ok(None);
         }
-        let gathered = Gathered::of(accesses);
-        if gathered.overflowed {
-            return Ok(None);
-        }
-        let infos = gathered.as_slice();
+        let mut infos = SmallVec::<[AccessInfo<'_>; INLINE_ACCESSES]>::new();
+        accesses.for_each(&mut |info| infos.push(info));
         let rt = &self.tree.rt;
         let Some(reserved) = rt.try_reserve() else {
             return Ok(None);
         };
         let given = deps.ids.len();
         let mut pass = OnePass::default();
-        let outcome =
-            self.check_and_record(infos, accesses, task, guard, deps, reserved.id(), &mut pass);
+        let outcome = self.check_and_record(
+            &infos,
+            accesses,
+            task,
+            guard,
+            deps,
+            reserved.id(),
+            &mut pass,
+        );
         if !matches!(outcome, Ok(true)) || !Reservation::deps_fit(&deps.ids) {
-            let mut left = pass.recorded;
-            while left != 0 {
-                // Newest first.
-                let at = 63 - left.leading_zeros();
-                left &= !(1 << at);
-                let inserted = pass.inserted & (1 << at) != 0;
+            for &(at, inserted) in pass.recorded.iter().rev() {
                 let info = infos[at as usize];
                 let bounds = match info.region.resolve_one(&info.meta.shape) {
                     Ok(OneBox::One(bounds)) => bounds,
@@ -700,7 +619,7 @@ impl<'p> Scope<'p> {
         let body = body.take().expect("the body is made once");
         let holds = self.held.get(guard);
         let made = body.spawn_reserved(reserved, accesses, task, &deps.ids, holds);
-        for meta in pass.seen.tensors() {
+        for &(meta, _) in &pass.seen.0 {
             meta.map.get(guard).clean_up_if_due(rt);
         }
         Ok(Some(made))
@@ -765,8 +684,7 @@ impl<'p> Scope<'p> {
             };
             match recorded {
                 Some(inserted) => {
-                    pass.recorded |= 1 << at;
-                    pass.inserted |= u64::from(inserted) << at;
+                    pass.recorded.push((at as u32, inserted));
                 }
                 None => return Ok(false),
             }
