@@ -46,9 +46,10 @@ pub trait TaskBody<O: OwnedAccesses>: sealed::Body + Send + 'static {
     ) -> impl Future<Output = Task<Self::Output>> + Send + 'r;
     #[doc(hidden)]
     /// Submits at once if the task window has a free slot, making the body (with
-    /// the owned form of `accesses`) in the task's slot ([`Runtime::try_reserve`],
-    /// then [`TaskBody::spawn_reserved`]); `Err(self)` when no slot is free now or
-    /// the body cannot be made in one (async bodies): then [`TaskBody::spawn`] waits.
+    /// the owned form of `accesses`) in the task's slot, held in `held`
+    /// ([`Runtime::try_reserve`], then [`TaskBody::spawn_reserved`]); `Err(self)`
+    /// when no slot is free now or the body cannot be made in one (async bodies):
+    /// then [`TaskBody::spawn`] waits, and the caller holds the task itself.
     fn spawn_now<A: Accesses<Owned = O>>(
         self,
         rt: &Runtime,
