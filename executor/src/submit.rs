@@ -472,21 +472,15 @@ impl Runtime {
         E: Into<BoxError>,
     {
         let location = Location::caller();
-        let shared = &self.shared;
         // Checked before a slot is taken: a panic leaves nothing to give back.
         let mut list = DepList::default();
         let deps = checked_ids(deps, &mut list);
-        if !shared.begin_submit() {
-            return Some(Task::rejected(Arc::clone(shared), name.clone()));
+        match self.reserve() {
+            // Execution and handle.
+            Ok(reserved) => Some(reserved.launch_checked(deps, name, make, location, 2)),
+            Err(NoSlot::Stopping) => Some(Task::rejected(Arc::clone(&self.shared), name.clone())),
+            Err(NoSlot::Full) => None,
         }
-        let Some(index) = shared.window.try_pop() else {
-            shared.end_submit();
-            return None;
-        };
-        // SAFETY: `index` was just popped from the free list (R1) and `begin_submit`
-        // keeps the runtime from cancelling before the task is published.
-        let id = unsafe { launch_closure(shared, index, make, name, location, deps, 2) };
-        Some(Task::new(Arc::clone(shared), id))
     }
 
     /// Takes a free slot for a closure task that [`Reservation::submit`] makes later,
@@ -510,16 +504,22 @@ impl Runtime {
     /// ```
     #[inline]
     pub fn try_reserve(&self) -> Option<Reservation<'_>> {
+        self.reserve().ok()
+    }
+
+    /// [`Runtime::try_reserve`], saying why there is no reservation.
+    #[inline]
+    fn reserve(&self) -> Result<Reservation<'_>, NoSlot> {
         let shared = &self.shared;
         if !shared.begin_submit() {
-            return None;
+            return Err(NoSlot::Stopping);
         }
         let Some(index) = shared.window.try_pop() else {
             shared.end_submit();
-            return None;
+            return Err(NoSlot::Full);
         };
         let id = TaskId::new(index, shared.window.slots[index as usize].generation());
-        Some(Reservation {
+        Ok(Reservation {
             runtime: self,
             index,
             id,
@@ -527,43 +527,12 @@ impl Runtime {
     }
 }
 
-/// Makes a closure task's body in the free slot `index` and starts it ([`launch`]).
-///
-/// # Safety
-/// As [`launch`].
-#[inline(always)]
-#[allow(clippy::too_many_arguments, reason = "launch's, minus the deadline")]
-unsafe fn launch_closure<F, T, E>(
-    shared: &Arc<Shared>,
-    index: u32,
-    make: impl FnOnce() -> F,
-    name: &Option<Cow<'static, str>>,
-    location: &'static Location<'static>,
-    deps: &[TaskId],
-    holders: u32,
-) -> TaskId
-where
-    F: FnOnce() -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: Into<BoxError>,
-{
-    let body = || {
-        let body = make();
-        FnBody::new(move || body().map_err(Into::into))
-    };
-    // SAFETY: forwarded to the caller.
-    unsafe {
-        launch(
-            shared,
-            index,
-            body,
-            name.clone(),
-            None,
-            location,
-            deps,
-            holders,
-        )
-    }
+/// Why [`Runtime::reserve`] took no slot.
+enum NoSlot {
+    /// The runtime no longer accepts work.
+    Stopping,
+    /// Every slot is taken.
+    Full,
 }
 
 /// A task slot taken by [`Runtime::try_reserve`] for a closure task made later with
@@ -666,12 +635,45 @@ impl Reservation<'_> {
     {
         let mut list = DepList::default();
         let deps = checked_ids(deps, &mut list);
+        self.launch_checked(deps, name, make, location, holders)
+    }
+
+    /// [`Reservation::launch`] with `deps` already checked ([`checked_ids`]).
+    #[inline(always)]
+    fn launch_checked<F, T, E>(
+        self,
+        deps: &[TaskId],
+        name: &Option<Cow<'static, str>>,
+        make: impl FnOnce() -> F,
+        location: &'static Location<'static>,
+        holders: u32,
+    ) -> Task<T>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
         // From here `launch` owns the slot (and gives it back should `make` panic).
         let this = std::mem::ManuallyDrop::new(self);
         let shared = &this.runtime.shared;
+        let body = || {
+            let body = make();
+            FnBody::new(move || body().map_err(Into::into))
+        };
         // SAFETY: the reservation popped `index` from the free list (R1) and holds
         // the `begin_submit` mark, which `launch` ends; `this` is not dropped.
-        let id = unsafe { launch_closure(shared, this.index, make, name, location, deps, holders) };
+        let id = unsafe {
+            launch(
+                shared,
+                this.index,
+                body,
+                name.clone(),
+                None,
+                location,
+                deps,
+                holders,
+            )
+        };
         debug_assert_eq!(id, this.id);
         Task::new(Arc::clone(shared), id)
     }
