@@ -283,20 +283,11 @@ impl DepMap {
         replaced: &mut Replaced,
     ) -> bool {
         let (entry, inserted) = self.grids[0].cells.get_or_insert(cell);
-        if inserted {
-            self.items += 1;
-        } else {
+        if !inserted {
             depend_on(entry, kind, tensor, sink);
         }
-        if kind.writes() {
-            if !inserted {
-                self.items -= entry.readers.len();
-                replaced.push((entry.writer, std::mem::take(&mut entry.readers)));
-            }
-            entry.writer = task;
-        } else {
-            entry.readers.push(task);
-            self.items += 1;
+        if let Some(previous) = put(&mut self.items, entry, inserted, kind, task) {
+            replaced.push(previous);
         }
         inserted
     }
@@ -380,15 +371,7 @@ impl DepMap {
     #[inline(always)]
     fn record_at(&mut self, at: usize, cell: Cell, kind: AccessKind, task: TaskId, rt: &Runtime) {
         let (entry, inserted) = self.grids[at].cells.get_or_insert(cell);
-        self.items += usize::from(inserted);
-        if kind.writes() {
-            self.items -= entry.readers.len();
-            entry.readers.clear();
-            entry.writer = task;
-        } else {
-            entry.readers.push(task);
-            self.items += 1;
-        }
+        put(&mut self.items, entry, inserted, kind, task);
         self.clean_up_if_due(rt);
     }
 
@@ -463,6 +446,34 @@ impl DepMap {
     pub(crate) fn items(&self) -> usize {
         self.items
     }
+}
+
+/// Records in `entry` (just made if `inserted`) that `task` accesses it in `kind`,
+/// keeping the map's `items` right: a write becomes its writer and clears its
+/// readers, a read joins them. For a write to an entry that was there, returns what
+/// it replaced (writer and readers), for [`DepMap::undo`].
+#[inline(always)]
+fn put(
+    items: &mut usize,
+    entry: &mut Entry,
+    inserted: bool,
+    kind: AccessKind,
+    task: TaskId,
+) -> Option<(TaskId, SmallVec<[TaskId; 2]>)> {
+    *items += usize::from(inserted);
+    if !kind.writes() {
+        entry.readers.push(task);
+        *items += 1;
+        return None;
+    }
+    if inserted {
+        // A fresh entry: no writer and no readers to replace.
+        entry.writer = task;
+        return None;
+    }
+    *items -= entry.readers.len();
+    let readers = std::mem::take(&mut entry.readers);
+    Some((std::mem::replace(&mut entry.writer, task), readers))
 }
 
 /// Adds to `sink` what an access of `kind` must follow in `entry` (the rules in the
