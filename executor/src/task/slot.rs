@@ -158,8 +158,8 @@ pub(crate) struct Slot {
     pub(crate) home: *const Shared,
     /// This slot's index in the window.
     pub(crate) index: u32,
-    /// Holders with generation, and the fan-out list: see [`Head`].
-    head: Head,
+    /// Holders with generation, and the fan-out list: see [`Status`].
+    status: Status,
     pub(crate) fan_in: AtomicU32,
     pub(crate) run_state: AtomicU8,
     /// When a sampled task became ready (ns since the runtime's epoch), or while a
@@ -193,7 +193,7 @@ pub(crate) struct Slot {
 /// side of a line boundary (offsets 248 and 256 of a 128-aligned slot), so each of
 /// those steps touched two lines that another core had written last.
 #[repr(C, align(16))]
-struct Head {
+struct Status {
     refs: AtomicU64,
     fanout: AtomicU64,
 }
@@ -231,7 +231,7 @@ impl Slot {
         Slot {
             home,
             index,
-            head: Head {
+            status: Status {
                 refs: AtomicU64::new(0),
                 fanout: AtomicU64::new(head(0, EMPTY)),
             },
@@ -255,18 +255,18 @@ impl Slot {
     /// The current generation (the next task's, while the slot is free).
     #[inline]
     pub(crate) fn generation(&self) -> u32 {
-        (self.head.refs.load(Ordering::Acquire) >> 32) as u32
+        (self.status.refs.load(Ordering::Acquire) >> 32) as u32
     }
 
     /// Number of holders (0 = free).
     pub(crate) fn holders(&self) -> u32 {
-        (self.head.refs.load(Ordering::Acquire) & COUNT_MASK) as u32
+        (self.status.refs.load(Ordering::Acquire) & COUNT_MASK) as u32
     }
 
     /// Publishes a freshly initialised task with `holders` holders (rule R2a).
     #[inline]
     pub(crate) fn publish_holders(&self, generation: u32, holders: u32) {
-        self.head.refs.store(
+        self.status.refs.store(
             ((generation as u64) << 32) | holders as u64,
             Ordering::Release,
         );
@@ -274,12 +274,12 @@ impl Slot {
 
     /// Adds a holder for the task of `generation` if it still occupies the slot (R10).
     pub(crate) fn try_acquire(&self, generation: u32) -> bool {
-        let mut refs = self.head.refs.load(Ordering::Acquire);
+        let mut refs = self.status.refs.load(Ordering::Acquire);
         loop {
             if (refs >> 32) as u32 != generation || refs & COUNT_MASK == 0 {
                 return false;
             }
-            match self.head.refs.compare_exchange_weak(
+            match self.status.refs.compare_exchange_weak(
                 refs,
                 refs + 1,
                 Ordering::AcqRel,
@@ -293,7 +293,7 @@ impl Slot {
 
     /// Adds a holder; the caller already holds one.
     pub(crate) fn acquire_more(&self) {
-        self.head.refs.fetch_add(1, Ordering::Relaxed);
+        self.status.refs.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Drops a holder; `true` means it was the last and the caller must reclaim (R6).
@@ -305,17 +305,20 @@ impl Slot {
     /// Drops `count` holders at once (e.g. a batch of reported tokens).
     #[must_use]
     pub(crate) fn release_many(&self, count: u32) -> bool {
-        self.head.refs.fetch_sub(u64::from(count), Ordering::AcqRel) & COUNT_MASK
+        self.status
+            .refs
+            .fetch_sub(u64::from(count), Ordering::AcqRel)
+            & COUNT_MASK
             == u64::from(count)
     }
 
     /// Starts the next generation of a slot being reclaimed (R6). Returns it.
     pub(crate) fn next_generation(&self) -> u32 {
         let generation = self.generation().wrapping_add(1);
-        self.head
+        self.status
             .refs
             .store((generation as u64) << 32, Ordering::Release);
-        self.head
+        self.status
             .fanout
             .store(head(generation, EMPTY), Ordering::Release);
         generation
@@ -323,7 +326,7 @@ impl Slot {
 
     /// Whether the task `generation` is still here and whether it finished.
     pub(crate) fn fanout_state(&self, generation: u32) -> Fanout {
-        self.classify(self.head.fanout.load(Ordering::SeqCst), generation)
+        self.classify(self.status.fanout.load(Ordering::SeqCst), generation)
     }
 
     fn classify(&self, fanout: u64, generation: u32) -> Fanout {
@@ -398,7 +401,7 @@ impl Slot {
     ) -> Fanout {
         // SAFETY: the caller is the consumer's submitter (R8).
         let node = unsafe { consumer_slot.edge(j) };
-        let mut fanout = self.head.fanout.load(Ordering::Acquire);
+        let mut fanout = self.status.fanout.load(Ordering::Acquire);
         loop {
             match self.classify(fanout, generation) {
                 Fanout::Open => {}
@@ -408,7 +411,7 @@ impl Slot {
             node.next.store(fanout & NODE_MASK, Ordering::Relaxed);
             // Release publishes the node and the consumer's meta to the walker; the
             // generation bits make a reclaimed producer fail this CAS (R9).
-            match self.head.fanout.compare_exchange_weak(
+            match self.status.fanout.compare_exchange_weak(
                 fanout,
                 head(generation, node_ref(consumer, j)),
                 Ordering::AcqRel,
@@ -427,7 +430,7 @@ impl Slot {
             Closed::Ok => CLOSED_OK,
             Closed::Failed => CLOSED_FAILED,
         };
-        self.head
+        self.status
             .fanout
             .swap(head(generation, closed), Ordering::SeqCst)
             & NODE_MASK
