@@ -286,9 +286,7 @@ impl DepMap {
         if !inserted {
             depend_on(entry, kind, tensor, sink);
         }
-        if let Some(previous) = put(&mut self.items, entry, inserted, kind, task) {
-            replaced.push(previous);
-        }
+        put(&mut self.items, entry, inserted, kind, task, Some(replaced));
         inserted
     }
 
@@ -371,7 +369,7 @@ impl DepMap {
     #[inline(always)]
     fn record_at(&mut self, at: usize, cell: Cell, kind: AccessKind, task: TaskId, rt: &Runtime) {
         let (entry, inserted) = self.grids[at].cells.get_or_insert(cell);
-        put(&mut self.items, entry, inserted, kind, task);
+        put(&mut self.items, entry, inserted, kind, task, None);
         self.clean_up_if_due(rt);
     }
 
@@ -450,8 +448,10 @@ impl DepMap {
 
 /// Records in `entry` (just made if `inserted`) that `task` accesses it in `kind`,
 /// keeping the map's `items` right: a write becomes its writer and clears its
-/// readers, a read joins them. For a write to an entry that was there, returns what
-/// it replaced (writer and readers), for [`DepMap::undo`].
+/// readers, a read joins them. A write to an entry that was there pushes what it
+/// replaced (writer and readers) on `replaced` if given, for [`DepMap::undo`];
+/// without it the readers are cleared in place, so a spilled list keeps its
+/// allocation for the next readers.
 #[inline(always)]
 fn put(
     items: &mut usize,
@@ -459,21 +459,25 @@ fn put(
     inserted: bool,
     kind: AccessKind,
     task: TaskId,
-) -> Option<(TaskId, SmallVec<[TaskId; 2]>)> {
+    replaced: Option<&mut Replaced>,
+) {
     *items += usize::from(inserted);
     if !kind.writes() {
         entry.readers.push(task);
         *items += 1;
-        return None;
+        return;
     }
     if inserted {
         // A fresh entry: no writer and no readers to replace.
         entry.writer = task;
-        return None;
+        return;
     }
     *items -= entry.readers.len();
-    let readers = std::mem::take(&mut entry.readers);
-    Some((std::mem::replace(&mut entry.writer, task), readers))
+    let writer = std::mem::replace(&mut entry.writer, task);
+    match replaced {
+        Some(replaced) => replaced.push((writer, std::mem::take(&mut entry.readers))),
+        None => entry.readers.clear(),
+    }
 }
 
 /// Adds to `sink` what an access of `kind` must follow in `entry` (the rules in the
