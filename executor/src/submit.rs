@@ -477,7 +477,7 @@ impl Runtime {
         let deps = checked_ids(deps, &mut list);
         match self.reserve() {
             // Execution and handle.
-            Ok(reserved) => Some(reserved.launch_checked(deps, name, make, location, 2)),
+            Ok(reserved) => Some(reserved.launch(deps, name, make, location, 2)),
             Err(NoSlot::Stopping) => Some(Task::rejected(Arc::clone(&self.shared), name.clone())),
             Err(NoSlot::Full) => None,
         }
@@ -582,6 +582,8 @@ impl Reservation<'_> {
         E: Into<BoxError>,
     {
         let location = Location::caller();
+        let mut list = DepList::default();
+        let deps = checked_ids(deps, &mut list);
         // Execution and handle.
         self.launch(deps, name, make, location, 2)
     }
@@ -612,35 +614,18 @@ impl Reservation<'_> {
             held.is_of(&self.runtime.shared),
             "taskweave: Reservation::submit_held with the HeldTasks of another runtime"
         );
+        let mut list = DepList::default();
+        let deps = checked_ids(deps, &mut list);
         // Execution, handle and the hold.
         let task = self.launch(deps, name, make, location, 3);
         held.push_held(task.id());
         task
     }
 
-    /// Makes and publishes the task with `holders` holders.
+    /// Makes and publishes the task with `holders` holders; `deps` were checked
+    /// ([`checked_ids`]) while the reservation could still give its slot back.
     #[inline(always)]
     fn launch<F, T, E>(
-        self,
-        deps: &[TaskId],
-        name: &Option<Cow<'static, str>>,
-        make: impl FnOnce() -> F,
-        location: &'static Location<'static>,
-        holders: u32,
-    ) -> Task<T>
-    where
-        F: FnOnce() -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: Into<BoxError>,
-    {
-        let mut list = DepList::default();
-        let deps = checked_ids(deps, &mut list);
-        self.launch_checked(deps, name, make, location, holders)
-    }
-
-    /// [`Reservation::launch`] with `deps` already checked ([`checked_ids`]).
-    #[inline(always)]
-    fn launch_checked<F, T, E>(
         self,
         deps: &[TaskId],
         name: &Option<Cow<'static, str>>,
