@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::runtime::Runtime;
 use crate::shared::Shared;
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::task::TaskId;
 use crate::{Task, worker};
 
@@ -19,19 +19,45 @@ use crate::{Task, worker};
 /// queueing them would cost more than releasing them.
 const RELEASE_INLINE: usize = 64;
 
-/// Lists of held ids waiting for a worker to release them.
+/// Lists of held ids waiting for a worker to release them, and emptied lists kept
+/// for the next [`HeldTasks`].
+///
+/// Keeping the lists matters more than it seems: a list is filled on a submitter's
+/// thread and emptied on a worker's, so without reuse the worker frees what the
+/// submitter allocated, and the two contend on the allocator's lock (futex calls
+/// on both sides, seen with `perf` in `submit_cost_5`).
 pub(crate) struct ReleaseQueue {
-    /// Whether `lists` may be non-empty (read by workers on every look for work).
+    /// Whether `lists.queued` may be non-empty (read by workers on every look for
+    /// work).
     pending: AtomicBool,
-    lists: Mutex<Vec<Vec<TaskId>>>,
+    lists: Mutex<Lists>,
 }
+
+#[derive(Default)]
+struct Lists {
+    /// Lists waiting for a worker.
+    queued: Vec<Vec<TaskId>>,
+    /// Emptied lists, at most [`SPARE_LISTS`], each of at most [`SPARE_LIST_IDS`]
+    /// ids' room.
+    spare: Vec<Vec<TaskId>>,
+}
+
+/// Emptied lists kept for reuse, at most.
+const SPARE_LISTS: usize = 4;
+
+/// Room (in ids) of the largest list kept for reuse: 512 KiB.
+const SPARE_LIST_IDS: usize = 1 << 16;
 
 impl ReleaseQueue {
     pub(crate) fn new() -> Self {
         ReleaseQueue {
             pending: AtomicBool::new(false),
-            lists: Mutex::new(Vec::new()),
+            lists: Mutex::new(Lists::default()),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lists> {
+        self.lists.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether lists are waiting (a hint: the lock decides).
@@ -41,17 +67,40 @@ impl ReleaseQueue {
     }
 
     fn push(&self, ids: Vec<TaskId>) {
-        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        lists.push(ids);
+        let mut lists = self.lock();
+        lists.queued.push(ids);
         // SeqCst: pairs with the sleep protocol's last look (`Shared::has_work`), like
         // a push to the injector before `notify_one`.
         self.pending.store(true, Ordering::SeqCst);
     }
 
     fn take(&self) -> Vec<Vec<TaskId>> {
-        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lists = self.lock();
         self.pending.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *lists)
+        std::mem::take(&mut lists.queued)
+    }
+
+    /// Keeps the emptied lists of `taken` (what [`ReleaseQueue::take`] returned) for
+    /// reuse, as many as there is room for, and `taken` itself for the next
+    /// queue; frees the rest (after the lock is released).
+    fn give_back(&self, mut taken: Vec<Vec<TaskId>>) {
+        let mut lists = self.lock();
+        while lists.spare.len() < SPARE_LISTS
+            && let Some(list) = taken.pop()
+        {
+            if list.capacity() <= SPARE_LIST_IDS {
+                debug_assert!(list.is_empty());
+                lists.spare.push(list);
+            }
+        }
+        if lists.queued.capacity() == 0 && taken.is_empty() {
+            std::mem::swap(&mut lists.queued, &mut taken);
+        }
+    }
+
+    /// An empty list, with room if a spare one is kept.
+    fn spare_list(&self) -> Vec<TaskId> {
+        self.lock().spare.pop().unwrap_or_default()
     }
 }
 
@@ -62,11 +111,14 @@ impl Shared {
         if !self.releases.is_pending() {
             return false;
         }
-        let lists = self.releases.take();
+        let mut lists = self.releases.take();
         let any = !lists.is_empty();
-        for id in lists.into_iter().flatten() {
-            self.release(id.index());
+        for list in &mut lists {
+            for id in list.drain(..) {
+                self.release(id.index());
+            }
         }
+        self.releases.give_back(lists);
         any
     }
 }
@@ -99,11 +151,12 @@ pub struct HeldTasks {
 }
 
 impl HeldTasks {
-    /// An empty set of holds on `rt`'s tasks.
+    /// An empty set of holds on `rt`'s tasks (reusing the room of a set that was
+    /// released by a worker, if the runtime kept one).
     pub fn new(rt: &Runtime) -> Self {
         HeldTasks {
             shared: Arc::clone(&rt.shared),
-            ids: Vec::new(),
+            ids: rt.shared.releases.spare_list(),
         }
     }
 

@@ -35,6 +35,7 @@ mod extensions;
 mod handle;
 mod held;
 mod id_waiters;
+mod injector;
 mod inputs;
 #[cfg(taskweave_loom)]
 #[doc(hidden)]

@@ -247,3 +247,41 @@ impl Default for AtomicWaker {
         Self::new()
     }
 }
+
+/// The injector's ring of ready slot indices.
+pub struct Injector {
+    ring: crate::injector::Injector,
+    local: crossbeam_deque::Worker<u32>,
+}
+
+impl Injector {
+    /// A ring of `capacity` cells (rounded up to a power of two, at least 2).
+    pub fn new(capacity: usize) -> Self {
+        Injector {
+            ring: crate::injector::Injector::new(capacity),
+            local: crossbeam_deque::Worker::new_fifo(),
+        }
+    }
+    /// See `injector::Injector::push`.
+    pub fn push(&self, index: u32) {
+        self.ring.push(index)
+    }
+    /// One index: from the batch a previous take moved aside, else from the ring
+    /// (`steal_batch_and_pop`, retried while a push is half done). `None` if empty.
+    pub fn take(&self) -> Option<u32> {
+        if let Some(index) = self.local.pop() {
+            return Some(index);
+        }
+        loop {
+            match self.ring.steal_batch_and_pop(&self.local) {
+                crossbeam_deque::Steal::Success(index) => return Some(index),
+                crossbeam_deque::Steal::Empty => return None,
+                crossbeam_deque::Steal::Retry => crate::sync::spin_hint(),
+            }
+        }
+    }
+    /// See `injector::Injector::is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+}

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crossbeam_deque::{Injector, Worker};
+use crossbeam_deque::Worker;
 
 use crate::block_on::block_on;
 use crate::deps::DepList;
@@ -13,6 +13,7 @@ use crate::error::TaskError;
 use crate::extensions::Extensions;
 use crate::handle::{TaskWatch, WaitTask};
 use crate::id_waiters::IdWaiters;
+use crate::injector::Injector;
 use crate::inputs::Inputs;
 use crate::mailbox::Mailbox;
 use crate::monitor::Monitor;
@@ -194,7 +195,7 @@ impl RuntimeBuilder {
         let epoch = std::time::Instant::now();
         let shared = Arc::new_cyclic(|home| Shared {
             window: Window::new(self.window, home.as_ptr()),
-            injector: Injector::new(),
+            injector: Injector::new(self.window),
             stealers,
             sleep: Sleep::new(self.workers),
             id_waiters: IdWaiters::new(),

@@ -5,12 +5,13 @@ use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::{Context, Poll};
 
-use crossbeam_deque::{Injector, Steal, Stealer};
+use crossbeam_deque::{Steal, Stealer};
 
 use crate::console::TaskSpan;
 use crate::deferred::{BODY, Completion, body_return_finishes, cancel_wins};
 use crate::error::TaskError;
 use crate::id_waiters::IdWaiters;
+use crate::injector::Injector;
 use crate::mailbox::Mailbox;
 use crate::monitor::Monitor;
 use crate::sleep::Sleep;
@@ -45,7 +46,7 @@ impl<T> std::ops::Deref for Padded<T> {
 /// Everything one runtime's threads share.
 pub(crate) struct Shared {
     pub(crate) window: Window,
-    pub(crate) injector: Injector<u32>,
+    pub(crate) injector: Injector,
     pub(crate) stealers: Box<[Stealer<u32>]>,
     pub(crate) sleep: Sleep,
     pub(crate) id_waiters: IdWaiters,
