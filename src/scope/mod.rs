@@ -325,8 +325,8 @@ impl<'p> Scope<'p> {
     }
 
     /// Fails if one more held task would let the tree's open scopes hold every slot.
-    fn check_room(&self) -> Result<(), DataError> {
-        let held = self.tree.held.load(Ordering::Relaxed);
+    fn check_room(&self, guard: &TreeGuard<'_>) -> Result<(), DataError> {
+        let held = self.tree.held(guard);
         let window = self.tree.window;
         if held + 1 >= window {
             return Err(DataError::ScopeTooLarge {
@@ -353,7 +353,7 @@ impl<'p> Scope<'p> {
         let held = self.held.get(guard).len();
         // Only submissions (serialised by the lock) and `drop` change it.
         self.held_count.store(held, Ordering::Relaxed);
-        self.tree.held.fetch_add(1, Ordering::Relaxed);
+        self.tree.held_added(guard);
     }
 }
 
@@ -380,7 +380,7 @@ impl Drop for Scope<'_> {
         // finished task reclaims its slot: a worker does that for a large scope, off
         // the submitter's path (a submitter short of slots does it itself).
         let held = self.held.get_mut();
-        self.tree.held.fetch_sub(held.len(), Ordering::Relaxed);
+        self.tree.held_released(held.len());
         held.release_later();
     }
 }

@@ -544,13 +544,13 @@ impl<'p> Scope<'p> {
         let given = deps.ids.len();
         if self.check_and_look_up_cells(accesses, task, guard, deps, hints)? {
             hints.fast = true;
-            return self.check_room();
+            return self.check_room(guard);
         }
         deps.truncate(given);
         hints.records.clear();
         let mut plan = Plan::default();
         self.plan(accesses, task, &mut plan)?;
-        self.check_room()?;
+        self.check_room(guard)?;
         for access in plan.accesses.iter().filter(|a| a.tracked) {
             let map = access.info.meta.map.get(guard);
             for bounds in plan.boxes(access) {
@@ -689,7 +689,7 @@ impl<'p> Scope<'p> {
                 None => return Ok(false),
             }
         }
-        self.check_room()?;
+        self.check_room(guard)?;
         Ok(true)
     }
 

@@ -32,8 +32,10 @@ pub(crate) struct Tree {
     /// `rt.window()`.
     pub(crate) window: usize,
     lock: AsyncMutex<()>,
-    /// Task slots held by the tree's open scopes.
-    pub(crate) held: AtomicUsize,
+    /// Task slots held by the tree's open scopes: [`Tree::held`].
+    held_added: AtomicUsize,
+    /// Holds counted in `held_added` that ended scopes gave up.
+    held_released: AtomicUsize,
     pub(crate) recorder: Recorder,
     next_tensor: AtomicU64,
 }
@@ -45,10 +47,32 @@ impl Tree {
             rt: rt.clone(),
             window: rt.window(),
             lock: AsyncMutex::new(()),
-            held: AtomicUsize::new(0),
+            held_added: AtomicUsize::new(0),
+            held_released: AtomicUsize::new(0),
             recorder: Recorder::default(),
             next_tensor: AtomicU64::new(0),
         }
+    }
+
+    /// Task slots held by the tree's open scopes (read under the lock).
+    #[inline]
+    pub(crate) fn held(&self, _guard: &TreeGuard<'_>) -> usize {
+        let added = self.held_added.load(Ordering::Relaxed);
+        added.wrapping_sub(self.held_released.load(Ordering::Relaxed))
+    }
+
+    /// Counts a hold a submission added. Only the lock's holder adds, so a load and a
+    /// store do (no locked instruction per task); ending scopes count what they give
+    /// up apart ([`Tree::held_released`]).
+    #[inline]
+    pub(crate) fn held_added(&self, _guard: &TreeGuard<'_>) {
+        let added = self.held_added.load(Ordering::Relaxed);
+        self.held_added.store(added + 1, Ordering::Relaxed);
+    }
+
+    /// Counts `holds` given up by an ending scope (with or without the lock).
+    pub(crate) fn held_released(&self, holds: usize) {
+        self.held_released.fetch_add(holds, Ordering::Relaxed);
     }
 
     /// Takes the submission lock.

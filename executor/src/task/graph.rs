@@ -39,6 +39,13 @@ pub(crate) unsafe fn wire(
             }
         }
     }
+    if satisfied as usize == deps.len() {
+        // No producer was attached, so no one else decrements `fan_in` (R3): the
+        // consumer is ready, and a plain store sets what the decrement would (an
+        // independent task's submission saves a locked instruction).
+        consumer.fan_in.store(0, Ordering::Relaxed);
+        return true;
+    }
     // Drop the wiring guard and the satisfied edges in one step (R3).
     let released = 1 + satisfied;
     consumer.fan_in.fetch_sub(released, Ordering::AcqRel) == released

@@ -46,7 +46,8 @@
 //! - **R3 (fan-in).** `fan_in` starts at `1 + deps`. Every producer that finishes
 //!   subtracts one; the submitter subtracts `1 + satisfied` when wiring ends. The one
 //!   subtraction that reaches zero makes the task ready, so it is ready exactly once and
-//!   never while it is still being wired.
+//!   never while it is still being wired. (When every dependency was satisfied, no
+//!   producer holds an edge to the task, so the submitter stores 0 instead.)
 //! - **R4 (run).** The worker that popped a ready task from a queue has exclusive access
 //!   to `storage` and `meta.error` until it closes the fan-out list. Wakers only touch
 //!   `run_state`; only the `IDLE → SCHEDULED` transition pushes the task, so one worker
