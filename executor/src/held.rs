@@ -82,7 +82,7 @@ impl ReleaseQueue {
 
     /// Keeps the emptied lists of `taken` (what [`ReleaseQueue::take`] returned) for
     /// reuse, as many as there is room for, and `taken` itself for the next
-    /// queue; frees the rest (after the lock is released).
+    /// queue; frees the rest.
     fn give_back(&self, mut taken: Vec<Vec<TaskId>>) {
         let mut lists = self.lock();
         while lists.spare.len() < SPARE_LISTS

@@ -3,9 +3,10 @@
 //!
 //! A bounded ring of slot indices (D. Vyukov's bounded MPMC queue) as large as the
 //! task window rounded up to a power of two. A ready task is queued at most once
-//! (in one worker's deque, or here), so the ring never fills while that holds; a
-//! push that finds it full anyway goes to an overflow list under a lock (the cold
-//! path, never taken in the tests of the executor, exercised by this file's own).
+//! (in one worker's deque, or here: R4 in `task/mod.rs`), so the ring does not
+//! fill; a push that finds it full anyway goes to an overflow list under a lock (a
+//! cold path, exercised by this file's tests and by the loom model of a two-cell
+//! ring).
 //!
 //! It replaced `crossbeam_deque::Injector`, whose unbounded list allocates a block
 //! per 63 pushes on the pusher's thread and frees it on the worker's: in
