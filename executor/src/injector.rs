@@ -61,8 +61,11 @@ pub(crate) struct Injector {
     cells: Box<[AtomicU64]>,
     /// `cells.len() - 1` (the length is a power of two).
     mask: u64,
-    /// Pushes that found the ring full, and how many are in it.
+    /// Pushes that found the ring full.
     overflow: Mutex<VecDeque<u32>>,
+    /// `overflow`'s length, changed under its lock: it lets `is_empty`, `len` and
+    /// a steal that found the ring empty look without taking the lock (workers do
+    /// on every look for work; the list is almost always empty).
     overflowed: AtomicUsize,
 }
 
