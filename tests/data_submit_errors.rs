@@ -360,8 +360,9 @@ fn a_task_the_one_pass_path_does_not_take_is_submitted_whole() {
 
 #[test]
 fn tasks_of_many_accesses_and_tensors_take_the_fast_paths_whole() {
-    // More accesses and tensors than the fast paths keep inline: their lists move to
-    // the heap, and a rejection at the last access still takes every record back.
+    // More accesses than the one pass keeps inline: the general path takes the
+    // task, its fast path with its lists on the heap, and a rejection at the last
+    // access leaves the maps as they were.
     let rt = Runtime::builder().workers(2).build();
     let scope = Scope::new(&rt, "s");
     scope.record_graph();
@@ -397,9 +398,9 @@ fn tasks_of_many_accesses_and_tensors_take_the_fast_paths_whole() {
 
 #[test]
 fn a_task_of_a_hundred_accesses_is_checked_recorded_and_taken_back_whole() {
-    // A hundred accesses: the one pass keeps its lists on the heap, a rejection at
-    // the last access takes all hundred records back, and the task's dependencies
-    // and views are those of its accesses.
+    // A hundred accesses (the general path's): a rejection at the last access leaves
+    // the maps as they were, and the task's dependencies and views are those of its
+    // accesses.
     let rt = Runtime::builder().workers(2).build();
     let scope = Scope::new(&rt, "s");
     scope.record_graph();
@@ -433,4 +434,49 @@ fn a_task_of_a_hundred_accesses_is_checked_recorded_and_taken_back_whole() {
     reader.wait_blocking().unwrap();
     let sum = scope.read_blocking(&w, ..).unwrap()[0];
     assert_eq!(sum, (1..=100).sum::<u32>());
+}
+
+#[test]
+fn a_repeat_beyond_the_sixteenth_tensor_of_a_task_is_rejected() {
+    // Eighteen tensors in one task: more than the fast paths' list of the tensors met
+    // so far holds. A repeated region of the last one is still found (it is compared
+    // with every earlier access), and the task without it derives its edges.
+    let rt = Runtime::builder().workers(2).build();
+    let scope = Scope::new(&rt, "s");
+    scope.record_graph();
+    let tensors: Vec<_> = (0..18)
+        .map(|i| scope.zeros::<u8>(format!("t{i}"), [4]))
+        .collect();
+    let writes = || -> Vec<_> { tensors.iter().map(|t| t.write(2..3)).collect() };
+    let rejected = (writes(), tensors[17].read(2..3));
+    let error = scope.task(rejected, |_| ()).submit_blocking().unwrap_err();
+    assert!(
+        matches!(&error, DataError::DuplicateAccess { tensor, .. } if tensor == "t17"),
+        "{error:?}"
+    );
+    let mut overlapping = writes();
+    overlapping.push(tensors[16].write(0..4));
+    let error = scope
+        .task(overlapping, |_| ())
+        .submit_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(&error, DataError::OverlappingAccesses { tensor, .. } if tensor == "t16"),
+        "{error:?}"
+    );
+    let first = scope
+        .task(writes(), |views| {
+            for mut view in views {
+                view[[0]] = 7;
+            }
+        })
+        .submit_blocking()
+        .unwrap();
+    let reader = scope
+        .task(tensors[17].read(..), |view| view.as_slice().unwrap()[2])
+        .submit_blocking()
+        .unwrap();
+    assert_eq!(producers(&scope, reader.id()), [first.id()]);
+    first.wait_blocking().unwrap();
+    assert_eq!(reader.wait_blocking().unwrap(), 7);
 }
