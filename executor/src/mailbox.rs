@@ -266,6 +266,13 @@ impl<T> Mailbox<T> {
     /// whether the claim saw a worker about to sleep (see "Sleepy lanes"), and its
     /// result is returned; the publishing store is the last access to `self`. After
     /// [`Mailbox::close`] the message comes back as `Err` (see "Closing").
+    #[cfg_attr(
+        taskweave_loom,
+        allow(
+            clippy::absurd_extreme_comparisons,
+            reason = "under loom `ROOM_SPINS` is 0, so the wait yields at once"
+        )
+    )]
     pub(crate) fn push_to<R>(
         &self,
         lane: usize,
