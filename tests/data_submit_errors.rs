@@ -360,9 +360,8 @@ fn a_task_the_one_pass_path_does_not_take_is_submitted_whole() {
 
 #[test]
 fn tasks_of_many_accesses_and_tensors_take_the_fast_paths_whole() {
-    // More accesses than the one pass keeps inline: the general path takes the
-    // task, its fast path with its lists on the heap, and a rejection at the last
-    // access leaves the maps as they were.
+    // More accesses and tensors than the fast paths keep inline: their lists move to
+    // the heap, and a rejection at the last access still takes every record back.
     let rt = Runtime::builder().workers(2).build();
     let scope = Scope::new(&rt, "s");
     scope.record_graph();
@@ -398,9 +397,9 @@ fn tasks_of_many_accesses_and_tensors_take_the_fast_paths_whole() {
 
 #[test]
 fn a_task_of_a_hundred_accesses_is_checked_recorded_and_taken_back_whole() {
-    // A hundred accesses (the general path's): a rejection at the last access leaves
-    // the maps as they were, and the task's dependencies and views are those of its
-    // accesses.
+    // A hundred accesses: the one pass keeps its lists on the heap, a rejection at
+    // the last access takes all hundred records back, and the task's dependencies
+    // and views are those of its accesses.
     let rt = Runtime::builder().workers(2).build();
     let scope = Scope::new(&rt, "s");
     scope.record_graph();
@@ -438,9 +437,9 @@ fn a_task_of_a_hundred_accesses_is_checked_recorded_and_taken_back_whole() {
 
 #[test]
 fn a_repeat_beyond_the_sixteenth_tensor_of_a_task_is_rejected() {
-    // Eighteen tensors in one task: more than the fast paths' list of the tensors met
-    // so far holds. A repeated region of the last one is still found (it is compared
-    // with every earlier access), and the task without it derives its edges.
+    // Eighteen tensors in one task, more than the fast paths' list of the tensors met
+    // so far keeps inline: a repeated region of the last ones is still found, and the
+    // task without it derives its edges.
     let rt = Runtime::builder().workers(2).build();
     let scope = Scope::new(&rt, "s");
     scope.record_graph();

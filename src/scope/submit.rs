@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::pin::Pin;
 
@@ -457,58 +456,14 @@ where
     }
 }
 
-/// Accesses (and records) the fast paths keep without allocating. A task with more
-/// takes the general path, whose fast path then keeps its lists on the heap.
+/// Accesses (and records) the fast paths keep without allocating; a task with more
+/// takes the same paths with its lists on the heap.
 const INLINE_ACCESSES: usize = 16;
-
-/// Up to `N` values, in the order pushed: the lists of the one-pass submission,
-/// which leaves a task of more accesses to the general path. Unlike a `SmallVec` it
-/// never spills, so a push or a look needs no check of where the items live, and
-/// there is nothing to drop.
-struct InlineList<T: Copy, const N: usize> {
-    items: [MaybeUninit<T>; N],
-    len: usize,
-}
-
-impl<T: Copy, const N: usize> Default for InlineList<T, N> {
-    fn default() -> Self {
-        InlineList {
-            items: [const { MaybeUninit::uninit() }; N],
-            len: 0,
-        }
-    }
-}
-
-impl<T: Copy, const N: usize> InlineList<T, N> {
-    /// Appends `item`, or returns `false` (and keeps nothing) if the list is full.
-    #[inline(always)]
-    fn push(&mut self, item: T) -> bool {
-        let Some(free) = self.items.get_mut(self.len) else {
-            return false;
-        };
-        free.write(item);
-        self.len += 1;
-        true
-    }
-
-    #[inline(always)]
-    fn as_slice(&self) -> &[T] {
-        // SAFETY: `push` wrote the first `len` items (and `len <= N`); they are `Copy`,
-        // so none was moved out or dropped.
-        unsafe { std::slice::from_raw_parts(self.items.as_ptr().cast::<T>(), self.len) }
-    }
-
-    #[inline(always)]
-    fn as_mut_slice(&mut self) -> &mut [T] {
-        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.items.as_mut_ptr().cast::<T>(), self.len) }
-    }
-}
 
 /// The tensors of a task met so far by a fast path, each with the last element (as
 /// a [`row_major`] key) of its boxes so far: D3's bookkeeping.
 #[derive(Default)]
-struct Seen<'a>(InlineList<(&'a TensorMeta, u128), INLINE_ACCESSES>);
+struct Seen<'a>(SmallVec<[(&'a TensorMeta, u128); 4]>);
 
 impl<'a> Seen<'a> {
     /// Notes an access of `meta` whose first and last elements have the row-major
@@ -517,21 +472,16 @@ impl<'a> Seen<'a> {
     /// of them ends, as in `check_access`).
     #[inline(always)]
     fn met(&mut self, meta: &'a TensorMeta, first: u128, last: u128) -> bool {
-        match self
-            .0
-            .as_mut_slice()
-            .iter_mut()
-            .find(|(m, _)| std::ptr::eq(*m, meta))
-        {
+        match self.0.iter_mut().find(|(m, _)| std::ptr::eq(*m, meta)) {
             Some((_, earlier)) => {
                 let compare = *earlier >= first;
                 *earlier = last.max(*earlier);
                 compare
             }
-            // A tensor beyond the list's room (a task of more accesses than it holds,
-            // on the general path) is compared with every earlier access: slower, and
-            // as right.
-            None => !self.0.push((meta, last)),
+            None => {
+                self.0.push((meta, last));
+                false
+            }
         }
     }
 }
@@ -543,7 +493,7 @@ struct OnePass<'a> {
     seen: Seen<'a>,
     /// The accesses recorded, in order: their position and whether the record made
     /// a new entry.
-    recorded: InlineList<(u32, bool), INLINE_ACCESSES>,
+    recorded: SmallVec<[(u32, bool); INLINE_ACCESSES]>,
     replaced: Replaced,
 }
 
@@ -620,8 +570,7 @@ impl<'p> Scope<'p> {
     /// first, and give the slot back: then the maps are as they were, the error is
     /// returned or `Ok(None)` sends the caller to the general path. `Ok(None)` too
     /// when no slot is free now (or the runtime is shutting down), when the body
-    /// cannot be made in a reserved slot, and for more than [`INLINE_ACCESSES`]
-    /// accesses.
+    /// cannot be made in a reserved slot.
     ///
     /// Cleanups run only after the task is made, so that the maps' cells stay where
     /// the records found them until then.
@@ -636,24 +585,25 @@ impl<'p> Scope<'p> {
         if !B::SPAWNS_RESERVED {
             return Ok(None);
         }
-        // More accesses than the lists hold take the general path.
-        let mut infos = InlineList::<AccessInfo<'_>, INLINE_ACCESSES>::default();
-        let mut all = true;
-        accesses.for_each(&mut |info| all &= infos.push(info));
-        if !all {
-            return Ok(None);
-        }
-        let infos = infos.as_slice();
+        let mut infos = SmallVec::<[AccessInfo<'_>; INLINE_ACCESSES]>::new();
+        accesses.for_each(&mut |info| infos.push(info));
         let rt = &self.tree.rt;
         let Some(reserved) = rt.try_reserve() else {
             return Ok(None);
         };
         let given = deps.ids.len();
         let mut pass = OnePass::default();
-        let outcome =
-            self.check_and_record(infos, accesses, task, guard, deps, reserved.id(), &mut pass);
+        let outcome = self.check_and_record(
+            &infos,
+            accesses,
+            task,
+            guard,
+            deps,
+            reserved.id(),
+            &mut pass,
+        );
         if !matches!(outcome, Ok(true)) || !Reservation::deps_fit(&deps.ids) {
-            for &(at, inserted) in pass.recorded.as_slice().iter().rev() {
+            for &(at, inserted) in pass.recorded.iter().rev() {
                 let info = infos[at as usize];
                 let bounds = match info.region.resolve_one(&info.meta.shape) {
                     Ok(OneBox::One(bounds)) => bounds,
@@ -669,7 +619,7 @@ impl<'p> Scope<'p> {
         let body = body.take().expect("the body is made once");
         let holds = self.held.get(guard);
         let made = body.spawn_reserved(reserved, accesses, task, &deps.ids, holds);
-        for &(meta, _) in pass.seen.0.as_slice() {
+        for &(meta, _) in &pass.seen.0 {
             meta.map.get(guard).clean_up_if_due(rt);
         }
         Ok(Some(made))
@@ -734,9 +684,7 @@ impl<'p> Scope<'p> {
             };
             match recorded {
                 Some(inserted) => {
-                    // Room for every access: `infos` is no longer than the list.
-                    let kept = pass.recorded.push((at as u32, inserted));
-                    debug_assert!(kept);
+                    pass.recorded.push((at as u32, inserted));
                 }
                 None => return Ok(false),
             }
