@@ -436,10 +436,10 @@ fn a_task_of_a_hundred_accesses_is_checked_recorded_and_taken_back_whole() {
 }
 
 #[test]
-fn a_repeat_beyond_the_sixteenth_tensor_of_a_task_is_rejected() {
-    // Eighteen tensors in one task, more than the fast paths' list of the tensors met
-    // so far keeps inline: a repeated region of the last ones is still found, and the
-    // task without it derives its edges.
+fn a_repeat_among_many_tensors_of_a_task_is_rejected() {
+    // Eighteen tensors and nineteen accesses in one task, more than the fast paths
+    // keep inline (4 tensors met, 16 accesses): a repeated or overlapping region of
+    // the last tensors is still found, and the task without it derives its edges.
     let rt = Runtime::builder().workers(2).build();
     let scope = Scope::new(&rt, "s");
     scope.record_graph();
