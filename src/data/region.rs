@@ -296,6 +296,11 @@ impl Region {
                 (start < end && end <= u64::from(shape.padded()[MAX_RANK - 1]))
                     .then_some((start as u32, end as u32))
             }
+            // The whole of a vector that has an element.
+            Repr::All if shape.rank() == 1 => {
+                let len = shape.padded()[MAX_RANK - 1];
+                (len > 0).then_some((0, len))
+            }
             _ => None,
         }
     }
@@ -339,6 +344,8 @@ impl Region {
                 }
                 (fits && !empty).then_some(bounds)
             }
+            // The whole of a tensor that has an element.
+            Repr::All if shape.padded().iter().all(|&d| d > 0) => Some(shape.full()),
             _ => None,
         }
     }
@@ -598,6 +605,26 @@ mod tests {
 
     fn shape(dims: &[usize]) -> Shape {
         Shape::new(dims).unwrap()
+    }
+
+    #[test]
+    fn the_fast_paths_take_the_whole_tensor_as_the_full_path_does() {
+        let all = Region::all();
+        assert_eq!(all.vector_range(&shape(&[5])), Some((0, 5)));
+        assert_eq!(all.vector_range(&shape(&[2, 3])), None);
+        for dims in [&[5][..], &[2, 3], &[2, 3, 4, 5], &[0], &[2, 0]] {
+            let shape = shape(dims);
+            let full = all.resolve_one_in_full(&shape).unwrap();
+            match all.one_box(&shape) {
+                Some(bounds) => assert_eq!(OneBox::One(bounds), full, "{dims:?}"),
+                // No box only for a tensor without elements.
+                None => assert_eq!(full, OneBox::Empty, "{dims:?}"),
+            }
+            if let Some((start, end)) = all.vector_range(&shape) {
+                assert_eq!(OneBox::One(Bounds::of_range((start, end))), full);
+            }
+        }
+        assert_eq!(all.vector_range(&shape(&[0])), None);
     }
 
     /// The flat indices a set of boxes covers, in a tensor of `shape`.
