@@ -411,11 +411,14 @@ fn checked_deps(deps: &mut DepList) -> &[TaskId] {
 }
 
 /// [`checked_deps`] of the ids `deps`, collected in `list` (nothing to collect when
-/// there are none, the common case).
+/// there are none or one valid id, the common cases).
 #[inline]
 fn checked_ids<'a>(deps: &'a [TaskId], list: &'a mut DepList) -> &'a [TaskId] {
-    if deps.is_empty() {
-        return deps;
+    match deps {
+        // None, or one (a chain's): nothing to drop or deduplicate.
+        [] => return deps,
+        [one] if one.is_valid() => return deps,
+        _ => {}
     }
     list.extend(deps);
     checked_deps(list)
