@@ -41,6 +41,27 @@ fn two_producers_one_consumer_over_a_lap() {
 }
 
 #[test]
+fn two_producers_one_consumer_over_two_laps() {
+    loom::model(|| {
+        // Two cells, four pushes from two producers: the last two reuse cells (or
+        // overflow if their indices were not taken yet).
+        let injector = Arc::new(Injector::new(2));
+        let i = injector.clone();
+        let first = loom::thread::spawn(move || {
+            i.push(0);
+            i.push(1);
+            i.push(2);
+        });
+        let i = injector.clone();
+        let second = loom::thread::spawn(move || i.push(3));
+        assert_eq!(take_all(&injector, 4), [0, 1, 2, 3]);
+        first.join().unwrap();
+        second.join().unwrap();
+        assert!(injector.is_empty());
+    });
+}
+
+#[test]
 fn two_consumers_take_each_index_once() {
     loom::model(|| {
         let injector = Arc::new(Injector::new(4));
