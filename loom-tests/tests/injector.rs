@@ -20,20 +20,22 @@ fn take_all(injector: &Injector, expected: usize) -> Vec<u32> {
     taken
 }
 
-#[test]
-fn two_producers_one_consumer_over_a_lap() {
-    loom::model(|| {
-        // Two cells, three pushes: the third reuses a cell (or overflows if the
-        // consumer has not handed one back yet).
+/// A ring of two cells: one producer pushes `0..pushes - 1`, another pushes
+/// `pushes - 1`, and one consumer takes them all. The pushes past the second reuse
+/// cells (or overflow if the cells' indices were not taken yet).
+fn two_producers_one_consumer(pushes: u32) {
+    loom::model(move || {
         let injector = Arc::new(Injector::new(2));
         let i = injector.clone();
         let first = loom::thread::spawn(move || {
-            i.push(0);
-            i.push(1);
+            for index in 0..pushes - 1 {
+                i.push(index);
+            }
         });
         let i = injector.clone();
-        let second = loom::thread::spawn(move || i.push(2));
-        assert_eq!(take_all(&injector, 3), [0, 1, 2]);
+        let second = loom::thread::spawn(move || i.push(pushes - 1));
+        let expected: Vec<u32> = (0..pushes).collect();
+        assert_eq!(take_all(&injector, pushes as usize), expected);
         first.join().unwrap();
         second.join().unwrap();
         assert!(injector.is_empty());
@@ -41,24 +43,13 @@ fn two_producers_one_consumer_over_a_lap() {
 }
 
 #[test]
+fn two_producers_one_consumer_over_a_lap() {
+    two_producers_one_consumer(3);
+}
+
+#[test]
 fn two_producers_one_consumer_over_two_laps() {
-    loom::model(|| {
-        // Two cells, four pushes from two producers: the last two reuse cells (or
-        // overflow if their indices were not taken yet).
-        let injector = Arc::new(Injector::new(2));
-        let i = injector.clone();
-        let first = loom::thread::spawn(move || {
-            i.push(0);
-            i.push(1);
-            i.push(2);
-        });
-        let i = injector.clone();
-        let second = loom::thread::spawn(move || i.push(3));
-        assert_eq!(take_all(&injector, 4), [0, 1, 2, 3]);
-        first.join().unwrap();
-        second.join().unwrap();
-        assert!(injector.is_empty());
-    });
+    two_producers_one_consumer(4);
 }
 
 #[test]
