@@ -286,8 +286,8 @@ impl Region {
     }
 
     /// The elements `start..end` of this region if it is a valid, non-empty range of
-    /// a vector (a tensor of rank 1): the access a submission meets most, which
-    /// needs no box.
+    /// a vector (a tensor of rank 1), or the whole of a vector that has elements: the
+    /// accesses a submission meets most, which need no box.
     #[inline(always)]
     pub(crate) fn vector_range(&self, shape: &Shape) -> Option<(u32, u32)> {
         match self.0 {
@@ -306,8 +306,9 @@ impl Region {
     }
 
     /// The box of this region in a tensor of `shape` in the cases a submission meets
-    /// most (a valid, non-empty range of a vector or tile); `None` for every other
-    /// case (then see [`Region::resolve_one`]).
+    /// most (a valid, non-empty range of a vector or tile, or the whole of a tensor
+    /// that has elements); `None` for every other case (then see
+    /// [`Region::resolve_one`]).
     #[inline(always)]
     pub(crate) fn one_box(&self, shape: &Shape) -> Option<Bounds> {
         match self.0 {
