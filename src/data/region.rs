@@ -346,7 +346,7 @@ impl Region {
                 (fits && !empty).then_some(bounds)
             }
             // The whole of a tensor that has an element.
-            Repr::All if shape.padded().iter().all(|&d| d > 0) => Some(shape.full()),
+            Repr::All if shape.len() > 0 => Some(shape.full()),
             _ => None,
         }
     }
