@@ -268,7 +268,14 @@ impl Shared {
     /// Polls the ready task in slot `index` once, on a worker (R4). A successor it
     /// readies may come back in `handoff` to run next on this worker.
     pub(crate) fn run(&self, index: u32, handoff: &mut Option<u32>) {
-        let slot = &self.window.slots[index as usize];
+        let slots = &self.window.slots;
+        let slot = &slots[index as usize];
+        if let Some(next) = slot
+            .first_consumer_hint()
+            .and_then(|c| slots.get(c as usize))
+        {
+            next.prefetch();
+        }
         let generation = slot.generation();
         slot.run_state.store(run_state::RUNNING, Ordering::Relaxed);
         let traced = self.tracer.enabled();
