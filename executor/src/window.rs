@@ -188,14 +188,19 @@ impl Window {
 /// correctness).
 #[inline(always)]
 fn prefetch<T>(value: &T) {
+    prefetch_at((value as *const T).cast());
+}
+
+/// Asks for the cache line at `at` ahead of its use (a hint: no effect on
+/// correctness). Any address is allowed.
+#[inline(always)]
+pub(crate) fn prefetch_at(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing and changes nothing the program sees (any
     // address is allowed, none faults); the `sse` it needs is in every x86_64 CPU.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        );
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = at;
 }

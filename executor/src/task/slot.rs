@@ -434,20 +434,9 @@ impl Slot {
     /// Asks for every cache line of the slot at once (a hint).
     #[inline(always)]
     pub(crate) fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let base = (self as *const Slot).cast::<i8>();
-            let mut at = 0;
-            while at < std::mem::size_of::<Slot>() {
-                // SAFETY: a prefetch reads nothing and changes nothing the program
-                // sees (any address is allowed, none faults).
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                        base.wrapping_add(at),
-                    )
-                };
-                at += 64;
-            }
+        let base = (self as *const Slot).cast::<u8>();
+        for at in (0..std::mem::size_of::<Slot>()).step_by(64) {
+            crate::window::prefetch_at(base.wrapping_add(at));
         }
     }
 
