@@ -270,6 +270,8 @@ impl Shared {
     pub(crate) fn run(&self, index: u32, handoff: &mut Option<u32>) {
         let slots = &self.window.slots;
         let slot = &slots[index as usize];
+        // In a chain the first consumer is the next task to run: its lines, which the
+        // submitter wrote, come in while this one runs rather than one by one after.
         if let Some(next) = slot
             .first_consumer_hint()
             .and_then(|c| slots.get(c as usize))
