@@ -311,35 +311,46 @@ where
 
     /// [`DataSubmit::submit`], also copying the task's dependencies (explicit,
     /// inputs, derived) to `noted` (for the watchdog's view of host accesses).
-    async fn submit_noting_deps(
+    ///
+    /// An `async` block rather than an `async fn`: the block keeps `self` where the
+    /// caller's move put it, where an `async fn` copies its arguments again when
+    /// first polled (hundreds of bytes for a few accesses).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn copies its arguments when first polled"
+    )]
+    fn submit_noting_deps<'n>(
         self,
-        noted: Option<&mut Vec<TaskId>>,
-    ) -> Result<Task<B::Output>, DataError> {
-        // Fields taken by reference where they stay put: moving the accesses out
-        // would copy them (hundreds of bytes for a few accesses).
-        let DataSubmit {
-            scope,
-            ref accesses,
-            body,
-            ref name,
-            ref after,
-        } = self;
-        let tree = &*scope.tree;
-        // D1: from here to the end, this submission is the only one of the tree.
-        let mut guard = tree.lock().await;
-        let recording = tree.recorder.is_on();
-        // The dependencies: explicit ones, typed inputs, then the derived ones.
-        let mut deps = DepSink::new(recording);
-        if !after.is_empty() {
-            deps.ids.extend_from_slice(after);
-        }
-        body.for_each_input(&mut |id| deps.ids.push(id));
-        let given = deps.ids.len();
-        let mut body = Some(body);
-        // Whether the scope holds the task's slot already (made in a reserved slot).
-        let mut held = true;
-        let task =
-            match scope.submit_in_one_pass(accesses, &mut body, name, &mut guard, &mut deps)? {
+        noted: Option<&'n mut Vec<TaskId>>,
+    ) -> impl Future<Output = Result<Task<B::Output>, DataError>> + Send + use<'s, 'p, 'n, A, B>
+    {
+        async move {
+            // Fields taken by reference where they stay put: moving the accesses out
+            // would copy them.
+            let DataSubmit {
+                scope,
+                ref accesses,
+                body,
+                ref name,
+                ref after,
+            } = self;
+            let tree = &*scope.tree;
+            // D1: from here to the end, this submission is the only one of the tree.
+            let mut guard = tree.lock().await;
+            let recording = tree.recorder.is_on();
+            // The dependencies: explicit ones, typed inputs, then the derived ones.
+            let mut deps = DepSink::new(recording);
+            if !after.is_empty() {
+                deps.ids.extend_from_slice(after);
+            }
+            body.for_each_input(&mut |id| deps.ids.push(id));
+            let given = deps.ids.len();
+            let mut body = Some(body);
+            // Whether the scope holds the task's slot already (made in a reserved slot).
+            let mut held = true;
+            let task = match scope
+                .submit_in_one_pass(accesses, &mut body, name, &mut guard, &mut deps)?
+            {
                 // Recorded as it was looked up.
                 Some(task) => task,
                 None => {
@@ -366,25 +377,26 @@ where
                     task
                 }
             };
-        let id = task.id();
-        if let Some(noted) = noted {
-            noted.extend_from_slice(&deps.ids);
+            let id = task.id();
+            if let Some(noted) = noted {
+                noted.extend_from_slice(&deps.ids);
+            }
+            if !id.is_valid() {
+                // Rejected: the runtime is shutting down and nothing will run again.
+                return Ok(task);
+            }
+            if held {
+                scope.note_held(&mut guard);
+            } else {
+                scope.hold(&mut guard, &task);
+            }
+            if recording {
+                let explicit = after.len();
+                record_task(scope, id, name, &deps, explicit, given);
+            }
+            drop(guard);
+            Ok(task)
         }
-        if !id.is_valid() {
-            // Rejected: the runtime is shutting down and nothing will run again.
-            return Ok(task);
-        }
-        if held {
-            scope.note_held(&mut guard);
-        } else {
-            scope.hold(&mut guard, &task);
-        }
-        if recording {
-            let explicit = after.len();
-            record_task(scope, id, name, &deps, explicit, given);
-        }
-        drop(guard);
-        Ok(task)
     }
 
     /// Submits from a non-async caller, blocking while the task window is full.
