@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from child import run_child
+
 WORKLOAD = "linear_chain"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,16 +58,7 @@ def build(features: list[str], target: Path, name: str) -> Path:
 
 def run(binary: Path, args: argparse.Namespace) -> float:
     """One child process of the report: the median ns/task of `rounds` rounds."""
-    cmd = [
-        str(binary),
-        "--child", WORKLOAD, "taskweave",
-        "--size", str(args.size),
-        "--rounds", str(args.rounds),
-        "--threads", str(args.threads),
-    ]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    fields = dict(f.split("=", 1) for f in out.split() if "=" in f)
-    return float(fields["ns_per_task"])
+    return run_child(binary, WORKLOAD, args.size, args.rounds, args.threads)
 
 
 def main() -> int:
