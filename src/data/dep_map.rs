@@ -49,9 +49,10 @@ use crate::{Runtime, TaskId};
 
 /// Fewest entries and readers at which a cleanup runs. Each cleanup asks the runtime
 /// whether the tasks it meets finished, reading status lines the workers have just
-/// written: 2,048 (about 64 KiB of entries) rather than 256 was 0.945 of
-/// `submit_cost_5`'s time in rotated runs, with the same instructions. (The tests of
-/// cleanup use programs of a few thousand accesses.)
+/// written: 2,048 (about 64 KiB of entries) rather than 256 means fewer cleanups, for
+/// the same time (`submit_cost_5`: 1.003 over 90 rotated rounds, `benches/rotate.py`;
+/// 8 and 10 rounds had said 0.945). (The tests of cleanup use programs of a few
+/// thousand accesses.)
 const MIN_CLEANUP: usize = 2048;
 
 /// The dependency map of one tensor. Only submitters write it; it is aligned to a
