@@ -42,6 +42,7 @@ mod inputs;
 pub mod loom_hooks;
 mod mailbox;
 mod monitor;
+mod priority;
 mod runtime;
 mod shared;
 mod sleep;

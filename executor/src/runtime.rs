@@ -97,6 +97,7 @@ pub struct RuntimeBuilder {
     watchdog: Option<Duration>,
     on_stall: Option<StallHandler>,
     enter: Option<worker::ThreadHook>,
+    worker_nice: u8,
 }
 
 impl fmt::Debug for RuntimeBuilder {
@@ -106,6 +107,7 @@ impl fmt::Debug for RuntimeBuilder {
             .field("window", &self.window)
             .field("thread_name", &self.thread_name)
             .field("watchdog", &self.watchdog)
+            .field("worker_nice", &self.worker_nice)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +121,7 @@ impl Default for RuntimeBuilder {
             watchdog: None,
             on_stall: None,
             enter: None,
+            worker_nice: 0,
         }
     }
 }
@@ -147,6 +150,30 @@ impl RuntimeBuilder {
     /// Prefix of the worker threads' names (default `taskweave-worker`).
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.thread_name = name.into();
+        self
+    }
+
+    /// Runs the worker threads `steps` nice values below the thread that calls
+    /// [`build`](RuntimeBuilder::build) (Linux; at most 19, the lowest priority; no
+    /// effect elsewhere). Default 0: the workers keep that thread's priority.
+    ///
+    /// For programs whose orchestrator is the bottleneck (many small tasks submitted
+    /// from one thread) on a machine with no core to spare for it: when the
+    /// orchestrator and the workers want more cores than there are, the operating
+    /// system then runs the orchestrator first. A searching worker spins before it
+    /// sleeps, and a worker woken for a task may land on the orchestrator's core;
+    /// with two workers on two cores, `submit_cost_5` took 0.935 of the time at 5
+    /// steps and 0.897 at 19 (45 rotated rounds, `benches/rotate.py`). The cost: the
+    /// workers also yield to every other program's threads of normal priority.
+    ///
+    /// # Panics
+    /// If `steps` is above 19.
+    pub fn worker_nice(mut self, steps: u8) -> Self {
+        assert!(
+            steps <= crate::priority::MAX_NICE,
+            "taskweave: worker_nice takes 0..=19 steps, got {steps}"
+        );
+        self.worker_nice = steps;
         self
     }
 
@@ -210,8 +237,9 @@ impl RuntimeBuilder {
             releases: Padded(crate::held::ReleaseQueue::new()),
             workers_alive: AtomicUsize::new(self.workers),
         });
+        let nice = crate::priority::worker_nice(self.worker_nice);
         let mut handles =
-            worker::spawn_workers(&shared, locals, &self.thread_name, self.enter.clone());
+            worker::spawn_workers(&shared, locals, &self.thread_name, self.enter.clone(), nice);
         let monitor_shared = Arc::clone(&shared);
         handles.push(
             thread::Builder::new()

@@ -214,12 +214,14 @@ const IDLE_AFTER: u32 = 8;
 const SPIN_ROUNDS: u32 = 64;
 const YIELD_ROUNDS: u32 = 16;
 
-/// Starts `locals.len()` worker threads.
+/// Starts `locals.len()` worker threads, at nice value `nice` if given
+/// (`crate::priority`).
 pub(crate) fn spawn_workers(
     shared: &Arc<Shared>,
     locals: Vec<Worker<u32>>,
     name: &str,
     enter: Option<ThreadHook>,
+    nice: Option<i32>,
 ) -> Vec<thread::JoinHandle<()>> {
     locals
         .into_iter()
@@ -230,6 +232,9 @@ pub(crate) fn spawn_workers(
             thread::Builder::new()
                 .name(format!("{name}-{index}"))
                 .spawn(move || {
+                    if let Some(nice) = nice {
+                        crate::priority::set_own_nice(nice);
+                    }
                     let mut body = Some(move || run_worker(shared, index, local));
                     let mut run = || (body.take().expect("a worker runs once"))();
                     match enter {
